@@ -1,0 +1,107 @@
+//! The crate's error type.
+
+use std::fmt;
+use std::io;
+
+/// A boxed error from user code (handlers, applications).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `Result` with this crate's [`enum@Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Errors reported by the servers when they are configured, bound or started.
+///
+/// Errors that happen while serving a connection never surface here: they reach the
+/// server's `handle_error` hook (gevent: `loop.handle_error`).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// An address could not be parsed (gevent: `ValueError('Failed to parse address ...')`).
+    InvalidAddress {
+        /// The text that was given.
+        input: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// A configuration value or combination is not allowed
+    /// (e.g. a backlog given together with an already bound socket, gevent's `TypeError`).
+    InvalidConfig(String),
+    /// Binding or listening on an address failed (e.g. the port is already in use).
+    Bind {
+        /// The address the server tried to bind.
+        address: String,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// Setting up TLS failed (unreadable or invalid certificate/key, key does not match).
+    Tls {
+        /// What was being loaded, usually a file name.
+        context: String,
+        /// The underlying error.
+        source: BoxError,
+    },
+    /// The operation is not possible in the server's current state
+    /// (e.g. `handle_request` while the accept loop runs, or `start` after `close`).
+    State(&'static str),
+    /// Any other I/O error, with what was being done.
+    Io {
+        /// What the server was doing.
+        context: String,
+        /// The operating system's error.
+        source: io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Error {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// True when the error is "address already in use".
+    pub fn is_addr_in_use(&self) -> bool {
+        matches!(self, Error::Bind { source, .. } if source.kind() == io::ErrorKind::AddrInUse)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidAddress { input, reason } => {
+                write!(f, "failed to parse address {input:?}: {reason}")
+            }
+            Error::InvalidConfig(msg) => write!(f, "invalid configuration: {msg}"),
+            Error::Bind { address, source } => write!(f, "cannot listen on {address}: {source}"),
+            Error::Tls { context, source } => write!(f, "tls setup failed for {context}: {source}"),
+            Error::State(msg) => write!(f, "{msg}"),
+            Error::Io { context, source } => write!(f, "{context}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Bind { source, .. } | Error::Io { source, .. } => Some(source),
+            Error::Tls { source, .. } => Some(source.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(source: io::Error) -> Error {
+        Error::io("i/o error", source)
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(err: Error) -> io::Error {
+        match err {
+            Error::Bind { source, .. } | Error::Io { source, .. } => source,
+            other => io::Error::other(other.to_string()),
+        }
+    }
+}

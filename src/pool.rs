@@ -1,0 +1,353 @@
+//! `Pool`: a bounded group of coroutines (gevent: `gevent.pool.Pool` / `Group`).
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use may::coroutine::{Builder, Coroutine, JoinHandle};
+use may::sync::{Semphore, SyncFlag};
+
+/// A group of coroutines with an optional limit on how many run at once.
+///
+/// gevent: `gevent.pool.Pool`. [`Pool::new`]`(n)` admits at most `n` members: [`Pool::spawn`]
+/// blocks the caller while the pool is full, and a server given a pool stops accepting while
+/// it is full (new clients wait in the kernel's listen backlog). [`Pool::unbounded`] is
+/// gevent's `Pool(None)`/`Group`: it only tracks its members so they can be joined or killed.
+///
+/// A member's slot is released on every exit path: return, panic, or cancel by [`Pool::kill`].
+/// (A coroutine stack overflow does not unwind, so it cannot release its slot; give handlers
+/// enough stack.) Cloning a `Pool` gives another handle to the same pool.
+///
+/// ```
+/// use may_gevent::Pool;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
+///
+/// let pool = Pool::new(2);
+/// let done = Arc::new(AtomicUsize::new(0));
+/// for _ in 0..10 {
+///     let done = done.clone();
+///     // Blocks while two tasks are running.
+///     pool.spawn(move || {
+///         may::coroutine::sleep(std::time::Duration::from_millis(1));
+///         done.fetch_add(1, Ordering::SeqCst);
+///     });
+/// }
+/// assert!(pool.join(None));
+/// assert_eq!(done.load(Ordering::SeqCst), 10);
+/// assert_eq!(pool.free_count(), 2);
+/// ```
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<PoolInner>,
+}
+
+struct PoolInner {
+    size: Option<usize>,
+    slots: Option<Semphore>,
+    state: Mutex<PoolState>,
+}
+
+#[derive(Default)]
+struct PoolState {
+    next_id: u64,
+    /// Running members. `None` while the member is being spawned.
+    live: HashMap<u64, Option<Coroutine>>,
+    /// Members already sent a cancel by `kill`.
+    cancelled: HashSet<u64>,
+    /// Fired when `live` becomes empty.
+    join_waiters: Vec<Arc<SyncFlag>>,
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("size", &self.inner.size)
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+/// A reserved slot: one unit of the pool's semaphore, returned on drop.
+pub(crate) struct Permit {
+    pool: Arc<PoolInner>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if let Some(slots) = &self.pool.slots {
+            slots.post();
+        }
+    }
+}
+
+/// Lives inside a member coroutine; removes it from the pool on every exit path.
+struct Member {
+    id: u64,
+    _permit: Permit,
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        // Runs during cancel unwinding too: only a std mutex held for a moment, and
+        // non-blocking wake-ups (SyncFlag::fire, Semphore::post) — no may I/O, no may locks.
+        let waiters = {
+            let mut state = self._permit.pool.lock();
+            state.live.remove(&self.id);
+            state.cancelled.remove(&self.id);
+            if state.live.is_empty() {
+                std::mem::take(&mut state.join_waiters)
+            } else {
+                Vec::new()
+            }
+        };
+        for waiter in waiters {
+            waiter.fire();
+        }
+        // `_permit` drops after this body: the slot frees once the member is gone from `live`.
+    }
+}
+
+impl PoolInner {
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        // A panic while holding this lock cannot leave the map inconsistent (single
+        // insert/remove operations), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Pool {
+    /// A pool that runs at most `size` coroutines at once. gevent: `Pool(size)`.
+    ///
+    /// `Pool::new(0)` never runs anything: `spawn` blocks forever, as in gevent.
+    pub fn new(size: usize) -> Pool {
+        Pool::build(Some(size))
+    }
+
+    /// A pool without a limit that only tracks its members. gevent: `Pool(None)` / `Group`.
+    pub fn unbounded() -> Pool {
+        Pool::build(None)
+    }
+
+    fn build(size: Option<usize>) -> Pool {
+        Pool {
+            inner: Arc::new(PoolInner {
+                size,
+                slots: size.map(Semphore::new),
+                state: Mutex::new(PoolState::default()),
+            }),
+        }
+    }
+
+    /// The limit, or `None` for an unbounded pool. gevent: `Pool.size`.
+    pub fn size(&self) -> Option<usize> {
+        self.inner.size
+    }
+
+    /// How many members are running. gevent: `len(pool)`.
+    pub fn len(&self) -> usize {
+        self.inner.lock().live.len()
+    }
+
+    /// True when no member is running.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many more members may start now; `usize::MAX` for an unbounded pool.
+    /// gevent: `Pool.free_count()`.
+    pub fn free_count(&self) -> usize {
+        match self.inner.size {
+            Some(size) => size.saturating_sub(self.len()),
+            None => usize::MAX,
+        }
+    }
+
+    /// True when the pool is at its limit (never for an unbounded pool). gevent: `Pool.full()`.
+    pub fn full(&self) -> bool {
+        self.free_count() == 0
+    }
+
+    /// Wait until a slot is free or `timeout` passes; returns [`Pool::free_count`].
+    /// gevent: `Pool.wait_available(timeout)`.
+    pub fn wait_available(&self, timeout: impl Into<Option<Duration>>) -> usize {
+        if let Some(slots) = &self.inner.slots {
+            let got = match timeout.into() {
+                Some(timeout) => slots.wait_timeout(timeout),
+                None => {
+                    slots.wait();
+                    true
+                }
+            };
+            if got {
+                slots.post();
+            }
+        }
+        self.free_count()
+    }
+
+    /// Run `f` in a new coroutine that belongs to this pool, blocking the caller while the
+    /// pool is full. gevent: `Pool.spawn`.
+    ///
+    /// # Panics
+    /// If the coroutine cannot be created (out of memory for its stack), like `may::go!`.
+    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let permit = self.acquire();
+        match self.spawn_with(permit, None, f) {
+            Ok(handle) => handle,
+            Err(err) => panic!("may_gevent::Pool::spawn: cannot create a coroutine: {err}"),
+        }
+    }
+
+    /// Reserve a slot, blocking while the pool is full (gevent's accept gating).
+    pub(crate) fn acquire(&self) -> Permit {
+        if let Some(slots) = &self.inner.slots {
+            slots.wait();
+        }
+        Permit {
+            pool: self.inner.clone(),
+        }
+    }
+
+    /// Start a member in a slot reserved with [`Pool::acquire`].
+    pub(crate) fn spawn_with<F, T>(
+        &self,
+        permit: Permit,
+        stack_size: Option<usize>,
+        f: F,
+    ) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let id = {
+            let mut state = self.inner.lock();
+            let id = state.next_id;
+            state.next_id += 1;
+            state.live.insert(id, None);
+            id
+        };
+        let member = Member {
+            id,
+            _permit: permit,
+        };
+        let mut builder = Builder::new();
+        if let Some(words) = stack_size {
+            builder = builder.stack_size(words);
+        }
+        // If the spawn fails, the closure (and `member` with it) is dropped: slot released.
+        let handle = may::go!(builder, move || {
+            let _member = member;
+            f()
+        })?;
+        let mut state = self.inner.lock();
+        if let Some(slot) = state.live.get_mut(&id) {
+            *slot = Some(handle.coroutine().clone());
+        }
+        Ok(handle)
+    }
+
+    /// Wait until the pool is empty or `timeout` passes (`None`: no limit).
+    /// Returns true if it became empty. gevent: `Group.join(timeout)`.
+    pub fn join(&self, timeout: impl Into<Option<Duration>>) -> bool {
+        let flag = {
+            let mut state = self.inner.lock();
+            if state.live.is_empty() {
+                return true;
+            }
+            state.join_waiters.retain(|flag| !flag.is_fired());
+            let flag = Arc::new(SyncFlag::new());
+            state.join_waiters.push(flag.clone());
+            flag
+        };
+        match timeout.into() {
+            Some(timeout) => flag.wait_timeout(timeout),
+            None => {
+                flag.wait();
+                true
+            }
+        }
+    }
+
+    /// Cancel every member and wait for them to finish, at most `timeout` (`None`: no limit).
+    /// Returns true when the pool is empty. gevent: `Group.kill(block=True, timeout)`.
+    ///
+    /// A member is cancelled at its next blocking call (socket I/O, sleep, lock, channel):
+    /// its stack unwinds, its `Drop`s run and its sockets close. A member in a loop that never
+    /// blocks cannot be cancelled.
+    pub fn kill(&self, timeout: impl Into<Option<Duration>>) -> bool {
+        let deadline = timeout.into().map(|timeout| Instant::now() + timeout);
+        loop {
+            if !self.cancel_all() {
+                return true;
+            }
+            let step = Duration::from_millis(20);
+            let wait = match deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return self.is_empty();
+                    }
+                    left.min(step)
+                }
+                None => step,
+            };
+            if self.join(wait) {
+                return true;
+            }
+        }
+    }
+}
+
+impl Pool {
+    /// Send a cancel to every member not cancelled yet, without waiting.
+    /// Returns false when the pool is empty.
+    pub(crate) fn cancel_all(&self) -> bool {
+        let to_cancel: Vec<Coroutine> = {
+            let mut state = self.inner.lock();
+            if state.live.is_empty() {
+                return false;
+            }
+            let fresh: Vec<(u64, Coroutine)> = state
+                .live
+                .iter()
+                .filter(|(id, _)| !state.cancelled.contains(id))
+                .filter_map(|(id, co)| co.clone().map(|co| (*id, co)))
+                .collect();
+            fresh
+                .into_iter()
+                .map(|(id, co)| {
+                    state.cancelled.insert(id);
+                    co
+                })
+                .collect()
+        };
+        for co in &to_cancel {
+            cancel(co);
+        }
+        true
+    }
+}
+
+/// Cancel a coroutine: at its next yield point it unwinds with a `generator::Error::Cancel`
+/// panic that `may` catches.
+pub(crate) fn cancel(co: &Coroutine) {
+    #[allow(unsafe_code)]
+    // SAFETY: may's cancel is memory-safe; it is `unsafe` because the cancelled code stops at
+    // an arbitrary blocking call. Our members are written for that (their guards release
+    // resources in `Drop`), and the crate builds with `panic = "unwind"` so unwinding works.
+    unsafe {
+        co.cancel()
+    }
+}
+
+/// True when a panic payload is may's coroutine cancellation (which must keep unwinding).
+pub(crate) fn is_cancel(payload: &(dyn std::any::Any + Send)) -> bool {
+    payload.is::<generator::Error>()
+}

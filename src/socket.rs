@@ -1,0 +1,316 @@
+//! Listening sockets: the `listener` argument in all its forms, bound with socket2
+//! (gevent: `StreamServer._tcp_listener`, `DatagramServer.get_listener`).
+//!
+//! `may::net::TcpListener::bind` always sets `SO_REUSEPORT`, so a second server on the same
+//! port would silently share it. We create every socket with socket2 (`SO_REUSEADDR` on,
+//! `SO_REUSEPORT` only when asked) and hand the file descriptor to `may`.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use crate::address::{parse_address, resolve_host_port, Address};
+use crate::error::{Error, Result};
+
+/// Default listen backlog. gevent: `StreamServer.backlog` (128).
+pub const BACKLOG: i32 = 128;
+
+/// What a server listens on: an address to bind when it starts, or a socket that is already
+/// bound (gevent: the `listener` argument of `BaseServer`).
+///
+/// Built with [`IntoListener`]; you rarely name this type.
+pub struct Listener {
+    pub(crate) kind: ListenerKind,
+}
+
+pub(crate) enum ListenerKind {
+    /// Bind this address at `start()` (gevent: `init_socket`).
+    Address(SocketAddr),
+    /// An already bound socket (TCP/Unix: listening; UDP: bound).
+    Socket(SocketKind, OwnedFd),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SocketKind {
+    Tcp,
+    Unix,
+    Udp,
+}
+
+impl fmt::Debug for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            ListenerKind::Address(addr) => write!(f, "Listener({addr})"),
+            ListenerKind::Socket(kind, fd) => {
+                write!(f, "Listener({kind:?} fd={})", fd.as_raw_fd())
+            }
+        }
+    }
+}
+
+impl Listener {
+    /// True when this is an already bound socket rather than an address.
+    pub fn is_socket(&self) -> bool {
+        matches!(self.kind, ListenerKind::Socket(..))
+    }
+}
+
+/// Conversion into a [`Listener`]: every form gevent accepts as `listener`.
+///
+/// Addresses (bound when the server starts): `"127.0.0.1:80"`, `":8080"`, `"*:8080"`,
+/// `"[::1]:80"`, `"8080"` (see [`parse_address`](crate::parse_address)), a port number
+/// (`8080u16`, all interfaces, IPv6 dual-stack), a [`SocketAddr`], or a `(host, port)` tuple.
+///
+/// Already bound sockets: `std::net::TcpListener`, `may::net::TcpListener`,
+/// `std::os::unix::net::UnixListener`, `may::os::unix::net::UnixListener`,
+/// `std::net::UdpSocket`, `may::net::UdpSocket` and `socket2::Socket` (a bound stream socket
+/// that is not yet listening is put into listening mode).
+pub trait IntoListener {
+    /// Convert, or explain why not.
+    fn into_listener(self) -> Result<Listener>;
+}
+
+impl IntoListener for Listener {
+    fn into_listener(self) -> Result<Listener> {
+        Ok(self)
+    }
+}
+
+fn address(addr: SocketAddr) -> Result<Listener> {
+    Ok(Listener {
+        kind: ListenerKind::Address(addr),
+    })
+}
+
+fn socket(kind: SocketKind, fd: OwnedFd) -> Result<Listener> {
+    Ok(Listener {
+        kind: ListenerKind::Socket(kind, fd),
+    })
+}
+
+impl IntoListener for &str {
+    fn into_listener(self) -> Result<Listener> {
+        address(parse_address(self)?)
+    }
+}
+
+impl IntoListener for String {
+    fn into_listener(self) -> Result<Listener> {
+        self.as_str().into_listener()
+    }
+}
+
+impl IntoListener for &String {
+    fn into_listener(self) -> Result<Listener> {
+        self.as_str().into_listener()
+    }
+}
+
+impl IntoListener for u16 {
+    fn into_listener(self) -> Result<Listener> {
+        address(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), self))
+    }
+}
+
+impl IntoListener for SocketAddr {
+    fn into_listener(self) -> Result<Listener> {
+        address(self)
+    }
+}
+
+impl IntoListener for (IpAddr, u16) {
+    fn into_listener(self) -> Result<Listener> {
+        address(SocketAddr::new(self.0, self.1))
+    }
+}
+
+impl IntoListener for (Ipv4Addr, u16) {
+    fn into_listener(self) -> Result<Listener> {
+        address(SocketAddr::new(IpAddr::V4(self.0), self.1))
+    }
+}
+
+impl IntoListener for (Ipv6Addr, u16) {
+    fn into_listener(self) -> Result<Listener> {
+        address(SocketAddr::new(IpAddr::V6(self.0), self.1))
+    }
+}
+
+impl IntoListener for (&str, u16) {
+    fn into_listener(self) -> Result<Listener> {
+        let text = format!("{}:{}", self.0, self.1);
+        address(resolve_host_port(&text, self.0, self.1)?)
+    }
+}
+
+impl IntoListener for std::net::TcpListener {
+    fn into_listener(self) -> Result<Listener> {
+        socket(SocketKind::Tcp, self.into())
+    }
+}
+
+impl IntoListener for may::net::TcpListener {
+    fn into_listener(self) -> Result<Listener> {
+        // `into_raw_fd` deregisters the fd from may's poller and hands it over.
+        let std = owned(self.into_raw_fd());
+        socket(SocketKind::Tcp, std)
+    }
+}
+
+impl IntoListener for std::os::unix::net::UnixListener {
+    fn into_listener(self) -> Result<Listener> {
+        socket(SocketKind::Unix, self.into())
+    }
+}
+
+impl IntoListener for may::os::unix::net::UnixListener {
+    fn into_listener(self) -> Result<Listener> {
+        socket(SocketKind::Unix, owned(self.into_raw_fd()))
+    }
+}
+
+impl IntoListener for std::net::UdpSocket {
+    fn into_listener(self) -> Result<Listener> {
+        socket(SocketKind::Udp, self.into())
+    }
+}
+
+impl IntoListener for may::net::UdpSocket {
+    fn into_listener(self) -> Result<Listener> {
+        socket(SocketKind::Udp, owned(self.into_raw_fd()))
+    }
+}
+
+impl IntoListener for Socket {
+    fn into_listener(self) -> Result<Listener> {
+        let ctx = |what: &str| format!("inspecting the listener socket ({what})");
+        let ty = self.r#type().map_err(|err| Error::io(ctx("type"), err))?;
+        let domain = self.domain().map_err(|err| Error::io(ctx("domain"), err))?;
+        let kind = if ty == Type::DGRAM {
+            SocketKind::Udp
+        } else if ty == Type::STREAM && domain == Domain::UNIX {
+            SocketKind::Unix
+        } else if ty == Type::STREAM {
+            SocketKind::Tcp
+        } else {
+            return Err(Error::InvalidConfig(
+                "the listener must be a stream or datagram socket".into(),
+            ));
+        };
+        if kind != SocketKind::Udp && !self.is_listener().unwrap_or(false) {
+            self.listen(BACKLOG)
+                .map_err(|err| Error::io("listen() on the given socket", err))?;
+        }
+        socket(kind, self.into())
+    }
+}
+
+fn owned(fd: RawFd) -> OwnedFd {
+    #[allow(unsafe_code)]
+    // SAFETY: `fd` was just released by `into_raw_fd` of a socket we owned, so nobody else
+    // owns or closes it.
+    unsafe {
+        OwnedFd::from_raw_fd(fd)
+    }
+}
+
+/// Create, bind and listen a TCP socket with gevent's options.
+pub(crate) fn tcp_listener(
+    addr: SocketAddr,
+    backlog: i32,
+    reuse_port: bool,
+) -> Result<may::net::TcpListener> {
+    let bind_err = |source| Error::Bind {
+        address: addr.to_string(),
+        source,
+    };
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .map_err(bind_err)?;
+    sock.set_reuse_address(true).map_err(bind_err)?;
+    if reuse_port {
+        sock.set_reuse_port(true).map_err(bind_err)?;
+    }
+    sock.bind(&SockAddr::from(addr)).map_err(bind_err)?;
+    sock.listen(backlog).map_err(bind_err)?;
+    Ok(may_tcp_listener(sock.into()))
+}
+
+/// Create and bind a UDP socket (gevent: `DatagramServer.get_listener`).
+pub(crate) fn udp_socket(addr: SocketAddr, reuse_port: bool) -> Result<may::net::UdpSocket> {
+    let bind_err = |source| Error::Bind {
+        address: addr.to_string(),
+        source,
+    };
+    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
+        .map_err(bind_err)?;
+    sock.set_reuse_address(true).map_err(bind_err)?;
+    if reuse_port {
+        sock.set_reuse_port(true).map_err(bind_err)?;
+    }
+    sock.bind(&SockAddr::from(addr)).map_err(bind_err)?;
+    Ok(may_udp_socket(sock.into()))
+}
+
+/// Hand a listening TCP socket to may (sets O_NONBLOCK and registers it with the poller).
+pub(crate) fn may_tcp_listener(fd: OwnedFd) -> may::net::TcpListener {
+    let raw = fd.into_raw_fd();
+    #[allow(unsafe_code)]
+    // SAFETY: `raw` comes from an `OwnedFd` we just gave up, so the may listener becomes its
+    // only owner.
+    unsafe {
+        may::net::TcpListener::from_raw_fd(raw)
+    }
+}
+
+/// Hand a listening Unix socket to may.
+pub(crate) fn may_unix_listener(fd: OwnedFd) -> may::os::unix::net::UnixListener {
+    let raw = fd.into_raw_fd();
+    #[allow(unsafe_code)]
+    // SAFETY: as in `may_tcp_listener`: sole ownership of `raw` moves into may.
+    unsafe {
+        may::os::unix::net::UnixListener::from_raw_fd(raw)
+    }
+}
+
+/// Hand a bound UDP socket to may.
+pub(crate) fn may_udp_socket(fd: OwnedFd) -> may::net::UdpSocket {
+    let raw = fd.into_raw_fd();
+    #[allow(unsafe_code)]
+    // SAFETY: as in `may_tcp_listener`: sole ownership of `raw` moves into may.
+    unsafe {
+        may::net::UdpSocket::from_raw_fd(raw)
+    }
+}
+
+/// The local address of a may stream listener.
+pub(crate) fn unix_local(l: &may::os::unix::net::UnixListener) -> Address {
+    l.local_addr()
+        .map(|addr| Address::from_unix(&addr))
+        .unwrap_or(Address::Unix(None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_in_use_names_the_address() {
+        let first = tcp_listener("127.0.0.1:0".parse().unwrap(), BACKLOG, false).unwrap();
+        let addr = first.local_addr().unwrap();
+        let err = tcp_listener(addr, BACKLOG, false).unwrap_err();
+        assert!(err.is_addr_in_use(), "{err}");
+        assert!(err.to_string().contains(&addr.to_string()), "{err}");
+        // may's own bind would share the port (SO_REUSEPORT); ours does not.
+        assert!(may::net::TcpListener::bind(addr).is_err());
+    }
+
+    #[test]
+    fn reuse_port_when_asked() {
+        let first = tcp_listener("127.0.0.1:0".parse().unwrap(), BACKLOG, true).unwrap();
+        let addr = first.local_addr().unwrap();
+        let second = tcp_listener(addr, BACKLOG, true).unwrap();
+        assert_eq!(second.local_addr().unwrap(), addr);
+    }
+}

@@ -1,0 +1,300 @@
+//! `Stream`: the connection a stream handler receives (gevent: the `socket` argument of
+//! `handle(socket, address)`).
+
+use std::fmt;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+
+use may::net::TcpStream;
+use may::os::unix::net::UnixStream;
+
+use crate::address::Address;
+
+/// A client connection: TCP, Unix or (with the `tls` feature) TLS over either.
+///
+/// Implements [`Read`] and [`Write`] with may's blocking-style I/O: a read parks only the
+/// current coroutine. Dropping the stream closes the connection; when the handler returns,
+/// the server drops it (gevent closes the socket when `handle` returns).
+pub struct Stream {
+    inner: Inner,
+}
+
+enum Inner {
+    Plain(PlainStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<native_tls::TlsStream<PlainStream>>),
+}
+
+/// The socket under a [`Stream`] (TCP or Unix), before any TLS.
+#[derive(Debug)]
+pub enum PlainStream {
+    /// A TCP connection.
+    Tcp(TcpStream),
+    /// A Unix stream connection.
+    Unix(UnixStream),
+}
+
+macro_rules! plain {
+    ($self:expr, $s:ident => $e:expr) => {
+        match $self {
+            PlainStream::Tcp($s) => $e,
+            PlainStream::Unix($s) => $e,
+        }
+    };
+}
+
+impl PlainStream {
+    /// The remote end's address.
+    pub fn peer_addr(&self) -> io::Result<Address> {
+        match self {
+            PlainStream::Tcp(s) => s.peer_addr().map(Address::Inet),
+            PlainStream::Unix(s) => s.peer_addr().map(|addr| Address::from_unix(&addr)),
+        }
+    }
+
+    /// The local end's address.
+    pub fn local_addr(&self) -> io::Result<Address> {
+        match self {
+            PlainStream::Tcp(s) => s.local_addr().map(Address::Inet),
+            PlainStream::Unix(s) => s.local_addr().map(|addr| Address::from_unix(&addr)),
+        }
+    }
+
+    /// Set the timeout of every following read (`None`: wait forever). A read that times out
+    /// fails with [`io::ErrorKind::TimedOut`].
+    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        plain!(self, s => s.set_read_timeout(dur))
+    }
+
+    /// Set the timeout of every following write (`None`: wait forever).
+    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        plain!(self, s => s.set_write_timeout(dur))
+    }
+
+    /// The current read timeout.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        plain!(self, s => s.read_timeout())
+    }
+
+    /// Shut down the reading, writing or both halves.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        plain!(self, s => s.shutdown(how))
+    }
+
+    /// Another handle to the same socket (for a reader and a writer in two coroutines).
+    pub fn try_clone(&self) -> io::Result<PlainStream> {
+        match self {
+            PlainStream::Tcp(s) => s.try_clone().map(PlainStream::Tcp),
+            PlainStream::Unix(s) => s.try_clone().map(PlainStream::Unix),
+        }
+    }
+}
+
+impl Read for PlainStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        plain!(self, s => s.read(buf))
+    }
+}
+
+impl Write for PlainStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        plain!(self, s => s.write(buf))
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        plain!(self, s => s.write_vectored(bufs))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        plain!(self, s => s.flush())
+    }
+}
+
+impl AsRawFd for PlainStream {
+    fn as_raw_fd(&self) -> RawFd {
+        plain!(self, s => s.as_raw_fd())
+    }
+}
+
+impl Stream {
+    pub(crate) fn tcp(stream: TcpStream) -> Stream {
+        Stream {
+            inner: Inner::Plain(PlainStream::Tcp(stream)),
+        }
+    }
+
+    pub(crate) fn unix(stream: UnixStream) -> Stream {
+        Stream {
+            inner: Inner::Plain(PlainStream::Unix(stream)),
+        }
+    }
+
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls(stream: native_tls::TlsStream<PlainStream>) -> Stream {
+        Stream {
+            inner: Inner::Tls(Box::new(stream)),
+        }
+    }
+
+    #[cfg(feature = "tls")]
+    pub(crate) fn into_plain(self) -> Result<PlainStream, Stream> {
+        match self.inner {
+            Inner::Plain(plain) => Ok(plain),
+            other => Err(Stream { inner: other }),
+        }
+    }
+
+    /// The socket under the stream (under the TLS layer, if any).
+    pub fn get_ref(&self) -> &PlainStream {
+        match &self.inner {
+            Inner::Plain(plain) => plain,
+            #[cfg(feature = "tls")]
+            Inner::Tls(tls) => tls.get_ref(),
+        }
+    }
+
+    /// The TCP socket, if this is a TCP connection (TLS or not).
+    pub fn as_tcp(&self) -> Option<&TcpStream> {
+        match self.get_ref() {
+            PlainStream::Tcp(s) => Some(s),
+            PlainStream::Unix(_) => None,
+        }
+    }
+
+    /// True when the connection is encrypted with TLS.
+    pub fn is_tls(&self) -> bool {
+        match &self.inner {
+            Inner::Plain(_) => false,
+            #[cfg(feature = "tls")]
+            Inner::Tls(_) => true,
+        }
+    }
+
+    /// The TLS stream, when the connection is encrypted (to read the peer certificate etc.).
+    #[cfg(feature = "tls")]
+    pub fn as_tls(&self) -> Option<&native_tls::TlsStream<PlainStream>> {
+        match &self.inner {
+            Inner::Plain(_) => None,
+            Inner::Tls(tls) => Some(tls),
+        }
+    }
+
+    /// The remote end's address.
+    pub fn peer_addr(&self) -> io::Result<Address> {
+        self.get_ref().peer_addr()
+    }
+
+    /// The local end's address.
+    pub fn local_addr(&self) -> io::Result<Address> {
+        self.get_ref().local_addr()
+    }
+
+    /// Set the timeout of every following read (`None`: wait forever). A read that times out
+    /// fails with [`io::ErrorKind::TimedOut`] and the stream stays usable.
+    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.get_ref().set_read_timeout(dur)
+    }
+
+    /// Set the timeout of every following write (`None`: wait forever).
+    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.get_ref().set_write_timeout(dur)
+    }
+
+    /// The current read timeout.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        self.get_ref().read_timeout()
+    }
+
+    /// Turn Nagle's algorithm off (`true`) or on. No-op for Unix sockets.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        match self.get_ref() {
+            PlainStream::Tcp(s) => s.set_nodelay(nodelay),
+            PlainStream::Unix(_) => Ok(()),
+        }
+    }
+
+    /// Shut down the reading, writing or both halves of the connection. For TLS, shutting down
+    /// the write half first sends the TLS close_notify alert.
+    pub fn shutdown(&mut self, how: Shutdown) -> io::Result<()> {
+        #[cfg(feature = "tls")]
+        if let Inner::Tls(tls) = &mut self.inner {
+            if matches!(how, Shutdown::Write | Shutdown::Both) {
+                // Best effort: the peer may be gone already.
+                let _ = tls.shutdown();
+            }
+        }
+        self.get_ref().shutdown(how)
+    }
+
+    /// Another handle to the same connection, for a reader and a writer in two coroutines.
+    ///
+    /// # Errors
+    /// TLS streams cannot be cloned (the TLS state is not shareable): `ErrorKind::Unsupported`.
+    pub fn try_clone(&self) -> io::Result<Stream> {
+        match &self.inner {
+            Inner::Plain(plain) => plain.try_clone().map(|plain| Stream {
+                inner: Inner::Plain(plain),
+            }),
+            #[cfg(feature = "tls")]
+            Inner::Tls(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a TLS stream cannot be cloned",
+            )),
+        }
+    }
+}
+
+impl fmt::Debug for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Stream");
+        d.field("fd", &self.as_raw_fd()).field("tls", &self.is_tls());
+        if let Ok(peer) = self.peer_addr() {
+            d.field("peer", &format_args!("{peer}"));
+        }
+        d.finish()
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.inner {
+            Inner::Plain(plain) => plain.read(buf),
+            #[cfg(feature = "tls")]
+            Inner::Tls(tls) => tls.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.inner {
+            Inner::Plain(plain) => plain.write(buf),
+            #[cfg(feature = "tls")]
+            Inner::Tls(tls) => tls.write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match &mut self.inner {
+            Inner::Plain(plain) => plain.write_vectored(bufs),
+            #[cfg(feature = "tls")]
+            Inner::Tls(tls) => tls.write_vectored(bufs),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.inner {
+            Inner::Plain(plain) => plain.flush(),
+            #[cfg(feature = "tls")]
+            Inner::Tls(tls) => tls.flush(),
+        }
+    }
+}
+
+impl AsRawFd for Stream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.get_ref().as_raw_fd()
+    }
+}

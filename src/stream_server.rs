@@ -1,0 +1,160 @@
+//! `StreamServer`: a TCP/Unix (and TLS) server (gevent: `gevent.server.StreamServer`).
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use crate::base_server::{common_builder_methods, BaseServer, Options};
+use crate::error::Result;
+use crate::handler::{Dispatch, Hooks, StreamHandler};
+use crate::socket::{IntoListener, Listener};
+use crate::spawn::Spawn;
+
+/// A generic TCP/Unix stream server: each accepted connection is handed to the handler,
+/// in its own coroutine, as a [`Stream`](crate::Stream) and the peer's
+/// [`Address`](crate::Address). gevent: `gevent.server.StreamServer`.
+///
+/// Every lifecycle method (`start`, `serve_forever`, `stop`, `close`, `address`, ...) comes
+/// from [`BaseServer`], which this type dereferences to. Dropping a started server stops it
+/// (gevent's context manager).
+///
+/// ```
+/// use may_gevent::{Address, Pool, Stream, StreamServer};
+/// use std::io::{BufRead, BufReader, Write};
+///
+/// // gevent: StreamServer(('127.0.0.1', 0), echo, spawn=Pool(100))
+/// let server = StreamServer::new("127.0.0.1:0", |sock: Stream, _addr: Address| {
+///     let mut reader = BufReader::new(sock.try_clone()?);
+///     let mut writer = sock;
+///     let mut line = String::new();
+///     while reader.read_line(&mut line)? > 0 {
+///         writer.write_all(line.as_bytes())?;
+///         line.clear();
+///     }
+///     Ok::<(), std::io::Error>(())
+/// })
+/// .spawn(Pool::new(100))
+/// .build()?;
+/// server.start()?;
+///
+/// let addr = server.address().unwrap().as_inet().unwrap();
+/// let mut client = std::net::TcpStream::connect(addr)?;
+/// client.write_all(b"hello\n")?;
+/// let mut reply = String::new();
+/// BufReader::new(&client).read_line(&mut reply)?;
+/// assert_eq!(reply, "hello\n");
+///
+/// server.stop(None); // close, wait up to 1 s for handlers, then cancel them
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct StreamServer {
+    base: BaseServer,
+}
+
+/// Builder for a [`StreamServer`], from [`StreamServer::new`].
+#[must_use = "a builder does nothing until .build()"]
+pub struct StreamServerBuilder {
+    listener: Result<Listener>,
+    handler: Arc<dyn StreamHandler>,
+    spawn: Spawn,
+    opts: Options,
+    hooks: Hooks,
+    logger: Option<slog::Logger>,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: crate::tls::TlsBuilder,
+}
+
+impl fmt::Debug for StreamServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamServerBuilder")
+            .field("listener", &self.listener)
+            .field("spawn", &self.spawn)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamServer {
+    /// Start building a server that listens on `listener` (an address such as
+    /// `"127.0.0.1:16000"` or an already bound socket, see [`IntoListener`]) and serves every
+    /// connection with `handler`. Nothing is bound until `start()`.
+    /// gevent: `StreamServer(listener, handle)`.
+    #[allow(clippy::new_ret_no_self)] // gevent's constructor name; returns the builder
+    pub fn new(listener: impl IntoListener, handler: impl StreamHandler) -> StreamServerBuilder {
+        StreamServerBuilder {
+            listener: listener.into_listener(),
+            handler: Arc::new(handler),
+            spawn: Spawn::Default,
+            opts: Options::default(),
+            hooks: Hooks::default(),
+            logger: None,
+            #[cfg(feature = "tls")]
+            tls: Default::default(),
+        }
+    }
+
+    /// Replace the handler; only before `start()`. gevent: `BaseServer.set_handle`.
+    ///
+    /// # Errors
+    /// [`Error::State`](crate::Error::State) when the server is started.
+    pub fn set_handle(&self, handler: impl StreamHandler) -> Result<()> {
+        self.base.set_dispatch(Dispatch::Stream(Arc::new(handler)))
+    }
+
+    /// A cloneable, `Send` handle to this server's lifecycle, to stop it from another
+    /// coroutine or thread (e.g. a signal-handling thread).
+    pub fn base(&self) -> BaseServer {
+        self.base.clone()
+    }
+}
+
+impl StreamServerBuilder {
+    common_builder_methods!();
+    #[cfg(feature = "tls")]
+    crate::tls::tls_builder_methods!();
+
+    /// Bind nothing yet, but check the settings and create the server.
+    ///
+    /// # Errors
+    /// An unparsable address, `max_accept` of 0, a backlog together with a bound socket, a
+    /// datagram socket as listener, or (with TLS) unreadable or invalid certificate files.
+    pub fn build(self) -> Result<StreamServer> {
+        let listener = self.listener?;
+        #[cfg(feature = "tls")]
+        let (tls, opts) = self.tls.finish(self.opts)?;
+        #[cfg(not(feature = "tls"))]
+        let opts = self.opts;
+        let base = BaseServer::from_parts(
+            "StreamServer",
+            false,
+            listener,
+            Dispatch::Stream(self.handler),
+            self.spawn,
+            opts,
+            self.hooks,
+            self.logger.unwrap_or_else(crate::log::default_logger),
+            #[cfg(feature = "tls")]
+            tls,
+        )?;
+        Ok(StreamServer { base })
+    }
+}
+
+impl Deref for StreamServer {
+    type Target = BaseServer;
+
+    fn deref(&self) -> &BaseServer {
+        &self.base
+    }
+}
+
+impl fmt::Debug for StreamServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.base.fmt(f)
+    }
+}
+
+impl Drop for StreamServer {
+    fn drop(&mut self) {
+        crate::base_server::stop_on_drop(&self.base);
+    }
+}

@@ -1,0 +1,216 @@
+//! TLS for stream servers with native-tls (gevent: `ssl_args` — `keyfile`, `certfile`,
+//! `ssl_context`; `StreamServer.wrap_socket_and_handle`).
+//!
+//! The handshake runs in each connection's own coroutine, bounded by a handshake timeout, so a
+//! slow or broken client never stalls the accept loop. A failed handshake is logged at DEBUG
+//! level with the peer address and the connection is closed.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use native_tls::{Identity, TlsAcceptor};
+use slog::debug;
+
+use crate::address::Address;
+use crate::base_server::{Options, Shared};
+use crate::error::{Error, Result};
+use crate::stream::Stream;
+
+/// Default time a client has to complete the TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Handler stack used with TLS unless set: OpenSSL's handshake needs about 16 KiB.
+pub const TLS_STACK_SIZE: usize = 128 * 1024;
+
+/// TLS settings of a running server.
+#[derive(Clone)]
+pub(crate) struct TlsOptions {
+    pub(crate) acceptor: Arc<TlsAcceptor>,
+    pub(crate) handshake_timeout: Duration,
+}
+
+/// Where the server's certificate comes from.
+#[derive(Default)]
+pub(crate) enum TlsSource {
+    #[default]
+    None,
+    Files {
+        certfile: PathBuf,
+        keyfile: PathBuf,
+    },
+    Pkcs12 {
+        path: PathBuf,
+        password: String,
+    },
+    Acceptor(TlsAcceptor),
+}
+
+/// TLS part of a stream server builder.
+#[derive(Default)]
+pub(crate) struct TlsBuilder {
+    pub(crate) source: TlsSource,
+    pub(crate) handshake_timeout: Option<Duration>,
+}
+
+impl fmt::Debug for TlsBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let source = match &self.source {
+            TlsSource::None => "none",
+            TlsSource::Files { .. } => "pem files",
+            TlsSource::Pkcs12 { .. } => "pkcs12",
+            TlsSource::Acceptor(_) => "acceptor",
+        };
+        f.debug_struct("TlsBuilder").field("source", &source).finish()
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|err| Error::Tls {
+        context: path.display().to_string(),
+        source: Box::new(err),
+    })
+}
+
+fn tls_err(context: &Path, err: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Tls {
+        context: context.display().to_string(),
+        source: Box::new(err),
+    }
+}
+
+/// Load a PEM certificate (chain) and private key (PKCS#8, PKCS#1 RSA or SEC1 EC) and check
+/// that they belong together.
+pub(crate) fn identity_from_pem_files(certfile: &Path, keyfile: &Path) -> Result<Identity> {
+    let cert_pem = read(certfile)?;
+    let key_pem = read(keyfile)?;
+    let certs = openssl::x509::X509::stack_from_pem(&cert_pem).map_err(|err| tls_err(certfile, err))?;
+    let Some(leaf) = certs.first() else {
+        return Err(Error::Tls {
+            context: certfile.display().to_string(),
+            source: "no PEM certificate found".into(),
+        });
+    };
+    let key = openssl::pkey::PKey::private_key_from_pem(&key_pem).map_err(|err| tls_err(keyfile, err))?;
+    let public = leaf.public_key().map_err(|err| tls_err(certfile, err))?;
+    if !public.public_eq(&key) {
+        return Err(Error::Tls {
+            context: format!("{} and {}", keyfile.display(), certfile.display()),
+            source: "the private key does not match the certificate".into(),
+        });
+    }
+    let pkcs8 = key
+        .private_key_to_pem_pkcs8()
+        .map_err(|err| tls_err(keyfile, err))?;
+    Identity::from_pkcs8(&cert_pem, &pkcs8).map_err(|err| tls_err(certfile, err))
+}
+
+fn acceptor(identity: Identity, context: &Path) -> Result<TlsAcceptor> {
+    TlsAcceptor::new(identity).map_err(|err| tls_err(context, err))
+}
+
+impl TlsBuilder {
+    /// Load the configured certificate; with TLS on, raise the default handler stack.
+    pub(crate) fn finish(self, mut opts: Options) -> Result<(Option<TlsOptions>, Options)> {
+        let acceptor = match self.source {
+            TlsSource::None => return Ok((None, opts)),
+            TlsSource::Files { certfile, keyfile } => {
+                acceptor(identity_from_pem_files(&certfile, &keyfile)?, &certfile)?
+            }
+            TlsSource::Pkcs12 { path, password } => {
+                let der = read(&path)?;
+                let identity =
+                    Identity::from_pkcs12(&der, &password).map_err(|err| tls_err(&path, err))?;
+                acceptor(identity, &path)?
+            }
+            TlsSource::Acceptor(acceptor) => acceptor,
+        };
+        if opts.stack_words.is_none() {
+            opts.stack_words = Some(TLS_STACK_SIZE / std::mem::size_of::<usize>());
+        }
+        Ok((
+            Some(TlsOptions {
+                acceptor: Arc::new(acceptor),
+                handshake_timeout: self.handshake_timeout.unwrap_or(HANDSHAKE_TIMEOUT),
+            }),
+            opts,
+        ))
+    }
+}
+
+/// The TLS handshake, in the connection's coroutine (gevent: `wrap_socket_and_handle`).
+/// `None`: the handshake failed or timed out; it was logged and the connection is closed.
+pub(crate) fn wrap(shared: &Shared, stream: Stream, address: &Address) -> Option<Stream> {
+    let Some(tls) = &shared.tls else {
+        return Some(stream);
+    };
+    let plain = match stream.into_plain() {
+        Ok(plain) => plain,
+        Err(stream) => return Some(stream),
+    };
+    let timeouts = |dur| {
+        plain
+            .set_read_timeout(dur)
+            .and_then(|()| plain.set_write_timeout(dur))
+    };
+    if let Err(err) = timeouts(Some(tls.handshake_timeout)) {
+        debug!(shared.logger, "tls handshake setup failed"; "peer" => %address, "error" => %err);
+        return None;
+    }
+    match tls.acceptor.accept(plain) {
+        Ok(stream) => {
+            let _ = stream
+                .get_ref()
+                .set_read_timeout(None)
+                .and_then(|()| stream.get_ref().set_write_timeout(None));
+            Some(Stream::tls(stream))
+        }
+        Err(err) => {
+            debug!(shared.logger, "tls handshake failed"; "peer" => %address, "error" => %err);
+            None
+        }
+    }
+}
+
+/// TLS setters of the stream server builders.
+macro_rules! tls_builder_methods {
+    () => {
+        /// Serve TLS with the PEM certificate (chain) in `certfile` and the private key in
+        /// `keyfile` (PKCS#8, PKCS#1 or SEC1). The files are read and checked at `build()`.
+        /// gevent: `certfile=`, `keyfile=`.
+        pub fn tls_files(
+            mut self,
+            certfile: impl AsRef<std::path::Path>,
+            keyfile: impl AsRef<std::path::Path>,
+        ) -> Self {
+            self.tls.source = crate::tls::TlsSource::Files {
+                certfile: certfile.as_ref().to_path_buf(),
+                keyfile: keyfile.as_ref().to_path_buf(),
+            };
+            self
+        }
+
+        /// Serve TLS with the identity in a PKCS#12 (`.p12`/`.pfx`) file.
+        pub fn tls_pkcs12(mut self, path: impl AsRef<std::path::Path>, password: &str) -> Self {
+            self.tls.source = crate::tls::TlsSource::Pkcs12 {
+                path: path.as_ref().to_path_buf(),
+                password: password.to_owned(),
+            };
+            self
+        }
+
+        /// Serve TLS with a ready acceptor. gevent: `ssl_context=`.
+        pub fn tls_acceptor(mut self, acceptor: native_tls::TlsAcceptor) -> Self {
+            self.tls.source = crate::tls::TlsSource::Acceptor(acceptor);
+            self
+        }
+
+        /// How long a client has to finish the TLS handshake. Default: 10 s.
+        pub fn handshake_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.tls.handshake_timeout = Some(timeout);
+            self
+        }
+    };
+}
+pub(crate) use tls_builder_methods;
