@@ -137,7 +137,10 @@ pub fn parse_address(input: &str) -> Result<SocketAddr> {
         .rsplit_once(':')
         .ok_or_else(|| invalid(input, "expected host:port, :port or a port number"))?;
     if host.contains(':') {
-        return Err(invalid(input, "an IPv6 address must be written in brackets"));
+        return Err(invalid(
+            input,
+            "an IPv6 address must be written in brackets",
+        ));
     }
     let port = parse_port(input, port)?;
     let host = if host.is_empty() { "*" } else { host };
@@ -167,8 +170,17 @@ mod tests {
     #[test]
     fn bad_forms_name_the_input() {
         for bad in [
-            "", "abc", "127.0.0.1:", "127.0.0.1:x", "1:65536", "99999", "[::1]", "[::1]80",
-            "[zz]:1", "::1:80", "127.0.0.1:-1",
+            "",
+            "abc",
+            "127.0.0.1:",
+            "127.0.0.1:x",
+            "1:65536",
+            "99999",
+            "[::1]",
+            "[::1]80",
+            "[zz]:1",
+            "::1:80",
+            "127.0.0.1:-1",
         ] {
             let err = parse_address(bad).unwrap_err();
             assert!(
@@ -180,8 +192,17 @@ mod tests {
 
     #[test]
     fn tuples() {
-        assert_eq!(resolve_host_port("", "", 80).unwrap().to_string(), "[::]:80");
-        assert_eq!(resolve_host_port("", "::1", 80).unwrap().to_string(), "[::1]:80");
-        assert_eq!(resolve_host_port("", "10.0.0.1", 80).unwrap().to_string(), "10.0.0.1:80");
+        assert_eq!(
+            resolve_host_port("", "", 80).unwrap().to_string(),
+            "[::]:80"
+        );
+        assert_eq!(
+            resolve_host_port("", "::1", 80).unwrap().to_string(),
+            "[::1]:80"
+        );
+        assert_eq!(
+            resolve_host_port("", "10.0.0.1", 80).unwrap().to_string(),
+            "10.0.0.1:80"
+        );
     }
 }

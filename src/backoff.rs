@@ -19,7 +19,11 @@ pub(crate) struct Backoff {
 impl Backoff {
     pub(crate) fn new(min: Duration, max: Duration) -> Backoff {
         let max = max.max(min);
-        Backoff { min, max, next: min }
+        Backoff {
+            min,
+            max,
+            next: min,
+        }
     }
 
     /// A success: the next error waits `min_delay` again.

@@ -241,18 +241,26 @@ impl Shared {
                     self.guarded(&Address::Inet(addr), || handler.handle(data, addr, socket));
                 }
             }
-            _ => error!(self.logger, "handler does not match the socket type"; "server" => self.name),
+            _ => {
+                error!(self.logger, "handler does not match the socket type"; "server" => self.name)
+            }
         }
     }
 }
 
 /// `handle_and_close_when_done`: spawn (or run) the handler for one connection.
 fn do_handle(shared: &Arc<Shared>, bound: &Arc<Bound>, incoming: Incoming, permit: Permit) {
-    let dispatch = shared.dispatch.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let dispatch = shared
+        .dispatch
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     let (s, b) = (shared.clone(), bound.clone());
-    let spawned = shared.pool.spawn_with(permit, shared.opts.stack_words, move || {
-        s.handle(&dispatch, incoming, &b);
-    });
+    let spawned = shared
+        .pool
+        .spawn_with(permit, shared.opts.stack_words, move || {
+            s.handle(&dispatch, incoming, &b);
+        });
     if let Err(err) = spawned {
         // gevent test_error_in_spawn: the connection is closed (dropped with the closure).
         error!(shared.logger, "cannot spawn a handler"; "server" => shared.name, "error" => %err);
@@ -339,7 +347,9 @@ impl BaseServer {
         #[cfg(feature = "tls")] tls: Option<crate::tls::TlsOptions>,
     ) -> Result<BaseServer> {
         if opts.max_accept < 1 {
-            return Err(Error::InvalidConfig("max_accept must be a positive number".into()));
+            return Err(Error::InvalidConfig(
+                "max_accept must be a positive number".into(),
+            ));
         }
         let source = match listener.kind {
             ListenerKind::Address(addr) => Source::Address(addr),
@@ -397,7 +407,11 @@ impl BaseServer {
         if self.started() {
             return Err(Error::State("set_handle() must be called before start()"));
         }
-        *self.shared.dispatch.lock().unwrap_or_else(|p| p.into_inner()) = dispatch;
+        *self
+            .shared
+            .dispatch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = dispatch;
         Ok(())
     }
 

@@ -31,7 +31,9 @@ impl Drain for StderrDrain {
     fn log(&self, record: &Record<'_>, values: &OwnedKVList) -> Result<(), slog::Never> {
         let mut line = String::with_capacity(128);
         let _ = write!(line, "{} {}", record.level().as_short_str(), record.msg());
-        let _ = record.kv().serialize(record, &mut LineSerializer(&mut line));
+        let _ = record
+            .kv()
+            .serialize(record, &mut LineSerializer(&mut line));
         let _ = values.serialize(record, &mut LineSerializer(&mut line));
         line.push('\n');
         // A closed stderr must not take the server down.

@@ -114,7 +114,9 @@ impl PoolInner {
     fn lock(&self) -> MutexGuard<'_, PoolState> {
         // A panic while holding this lock cannot leave the map inconsistent (single
         // insert/remove operations), so a poisoned lock is still usable.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -249,7 +249,8 @@ impl Stream {
 impl fmt::Debug for Stream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Stream");
-        d.field("fd", &self.as_raw_fd()).field("tls", &self.is_tls());
+        d.field("fd", &self.as_raw_fd())
+            .field("tls", &self.is_tls());
         if let Ok(peer) = self.peer_addr() {
             d.field("peer", &format_args!("{peer}"));
         }

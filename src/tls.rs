@@ -62,7 +62,9 @@ impl fmt::Debug for TlsBuilder {
             TlsSource::Pkcs12 { .. } => "pkcs12",
             TlsSource::Acceptor(_) => "acceptor",
         };
-        f.debug_struct("TlsBuilder").field("source", &source).finish()
+        f.debug_struct("TlsBuilder")
+            .field("source", &source)
+            .finish()
     }
 }
 
@@ -85,14 +87,16 @@ fn tls_err(context: &Path, err: impl std::error::Error + Send + Sync + 'static) 
 pub(crate) fn identity_from_pem_files(certfile: &Path, keyfile: &Path) -> Result<Identity> {
     let cert_pem = read(certfile)?;
     let key_pem = read(keyfile)?;
-    let certs = openssl::x509::X509::stack_from_pem(&cert_pem).map_err(|err| tls_err(certfile, err))?;
+    let certs =
+        openssl::x509::X509::stack_from_pem(&cert_pem).map_err(|err| tls_err(certfile, err))?;
     let Some(leaf) = certs.first() else {
         return Err(Error::Tls {
             context: certfile.display().to_string(),
             source: "no PEM certificate found".into(),
         });
     };
-    let key = openssl::pkey::PKey::private_key_from_pem(&key_pem).map_err(|err| tls_err(keyfile, err))?;
+    let key =
+        openssl::pkey::PKey::private_key_from_pem(&key_pem).map_err(|err| tls_err(keyfile, err))?;
     let public = leaf.public_key().map_err(|err| tls_err(certfile, err))?;
     if !public.public_eq(&key) {
         return Err(Error::Tls {

@@ -1,0 +1,89 @@
+//! [`Connection`]: what the WSGI engine needs from a client stream.
+
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::time::Duration;
+
+/// A bidirectional byte stream to one client, as the WSGI engine drives it.
+///
+/// The engine reads requests and writes responses with blocking-style calls on the connection's
+/// coroutine. Timeouts are set through this trait; an expired timeout must surface as an
+/// `io::Error` of kind `TimedOut` (may sockets) or `WouldBlock` (std sockets), both are handled.
+///
+/// Implemented here for `may::net::TcpStream` and `may::os::unix::net::UnixStream`.
+pub trait Connection: Read + Write + Send {
+    /// Sets (or clears, with `None`) the timeout of subsequent reads. Never called with a zero
+    /// duration. The engine remembers the last value and only calls this when it changes.
+    fn set_read_timeout(&mut self, dur: Option<Duration>) -> io::Result<()>;
+
+    /// Sets (or clears, with `None`) the timeout of subsequent writes. Never called with a zero
+    /// duration.
+    fn set_write_timeout(&mut self, dur: Option<Duration>) -> io::Result<()>;
+
+    /// Half-closes the write side (TCP FIN) so that the client sees the end of the last response
+    /// while the engine drains what the client is still sending (a "lingering close", RFC 9112
+    /// section 9.6, which keeps a close with unread input from turning into a reset that would
+    /// destroy the response). The default does nothing.
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Connection for may::net::TcpStream {
+    fn set_read_timeout(&mut self, dur: Option<Duration>) -> io::Result<()> {
+        may::net::TcpStream::set_read_timeout(self, dur)
+    }
+
+    fn set_write_timeout(&mut self, dur: Option<Duration>) -> io::Result<()> {
+        may::net::TcpStream::set_write_timeout(self, dur)
+    }
+
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+}
+
+impl Connection for may::os::unix::net::UnixStream {
+    fn set_read_timeout(&mut self, dur: Option<Duration>) -> io::Result<()> {
+        may::os::unix::net::UnixStream::set_read_timeout(self, dur)
+    }
+
+    fn set_write_timeout(&mut self, dur: Option<Duration>) -> io::Result<()> {
+        may::os::unix::net::UnixStream::set_write_timeout(self, dur)
+    }
+
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+}
+
+impl<C: Connection + ?Sized> Connection for Box<C> {
+    fn set_read_timeout(&mut self, dur: Option<Duration>) -> io::Result<()> {
+        (**self).set_read_timeout(dur)
+    }
+
+    fn set_write_timeout(&mut self, dur: Option<Duration>) -> io::Result<()> {
+        (**self).set_write_timeout(dur)
+    }
+
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        (**self).shutdown_write()
+    }
+}
+
+/// Whether an I/O error means "the client went away" (not worth an error-log record).
+pub(crate) fn is_disconnect(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::NotConnected
+            | io::ErrorKind::UnexpectedEof
+    )
+}
+
+/// Whether an I/O error is an expired timeout (may: `TimedOut`; std sockets: `WouldBlock`).
+pub(crate) fn is_timeout(err: &io::Error) -> bool {
+    matches!(err.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock)
+}

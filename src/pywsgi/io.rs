@@ -1,0 +1,260 @@
+//! Per-connection buffers: the shared stream and output buffer ([`Link`]) and the read buffer
+//! ([`ReadBuf`]).
+//!
+//! The request body reader (`wsgi.input`, inside the environ) and the response writer (behind
+//! `start_response`) are both live while the application runs and both need the one stream, so the
+//! stream and the output buffer sit in an `Rc<RefCell<..>>` that is borrowed only for the duration
+//! of one read or write call. Everything here runs on the connection's own coroutine.
+
+use std::cell::RefCell;
+use std::io;
+use std::rc::Rc;
+use std::time::Duration;
+
+use super::conn::Connection;
+
+/// The shared half of a connection.
+pub(crate) type Shared = Rc<RefCell<Link<dyn Connection>>>;
+
+/// Output buffer size above which a flushed buffer is given back to the allocator.
+const WBUF_KEEP: usize = 16 * 1024;
+
+/// Output is flushed once this much is buffered, even in the middle of a pipelined batch.
+pub(crate) const WBUF_FLUSH_AT: usize = 64 * 1024;
+
+/// The stream plus the output buffer and a little connection state.
+pub(crate) struct Link<C: ?Sized> {
+    /// Bytes queued for the client; flushed before any blocking read.
+    pub(crate) wbuf: Vec<u8>,
+    /// The read timeout last set on the stream (`None` both for "unknown" and "infinite": see
+    /// `timeout_set`).
+    read_timeout: Option<Duration>,
+    timeout_set: bool,
+    /// A final response head for the current request has been queued (no `100 Continue` after it).
+    pub(crate) response_started: bool,
+    /// A `101 Switching Protocols` head was queued: the input turns raw after the request body.
+    pub(crate) upgraded: bool,
+    /// A write failed: the client is gone, nothing more is sent.
+    pub(crate) dead: bool,
+    pub(crate) stream: C,
+}
+
+impl<C> Link<C> {
+    pub(crate) fn new(stream: C) -> Link<C> {
+        Link {
+            wbuf: Vec::new(),
+            read_timeout: None,
+            timeout_set: false,
+            response_started: false,
+            upgraded: false,
+            dead: false,
+            stream,
+        }
+    }
+}
+
+impl Link<dyn Connection> {
+    /// Writes out the output buffer. After a failure the link is dead and the buffer dropped.
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        if self.dead {
+            self.wbuf.clear();
+            return Err(dead_error());
+        }
+        let res = self.stream.write_all(&self.wbuf);
+        self.wbuf.clear();
+        if self.wbuf.capacity() > WBUF_KEEP {
+            self.wbuf.shrink_to(WBUF_KEEP / 4);
+        }
+        if res.is_err() {
+            self.dead = true;
+        }
+        res
+    }
+
+    /// Writes `data` after whatever is buffered, without copying it into the buffer when large.
+    pub(crate) fn write_through(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.dead {
+            return Err(dead_error());
+        }
+        if data.len() < 4096 {
+            self.wbuf.extend_from_slice(data);
+            return Ok(());
+        }
+        self.flush()?;
+        let res = self.stream.write_all(data);
+        if res.is_err() {
+            self.dead = true;
+        }
+        res
+    }
+
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        if self.timeout_set && self.read_timeout == timeout {
+            return Ok(());
+        }
+        self.stream.set_read_timeout(timeout)?;
+        self.read_timeout = timeout;
+        self.timeout_set = true;
+        Ok(())
+    }
+
+    /// Flushes pending output, then reads once into `rbuf` (growing it up to `max` bytes).
+    /// Returns the number of bytes read; 0 is end of stream (or a full buffer at `max`).
+    pub(crate) fn fill(
+        &mut self,
+        rbuf: &mut ReadBuf,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        self.flush()?;
+        self.set_read_timeout(timeout)?;
+        let spare = rbuf.spare(max);
+        if spare.is_empty() {
+            return Ok(0);
+        }
+        let n = loop {
+            match self.stream.read(spare) {
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
+        rbuf.end += n;
+        Ok(n)
+    }
+
+    /// Reads directly into `buf` (no buffering), flushing pending output first.
+    pub(crate) fn read_direct(
+        &mut self,
+        buf: &mut [u8],
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        self.flush()?;
+        self.set_read_timeout(timeout)?;
+        loop {
+            match self.stream.read(buf) {
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+fn dead_error() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "the client connection is closed")
+}
+
+/// A growable read buffer: `buf[start..end]` holds received, unconsumed bytes.
+#[derive(Debug, Default)]
+pub(crate) struct ReadBuf {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    initial: usize,
+}
+
+impl ReadBuf {
+    pub(crate) fn new(initial: usize) -> ReadBuf {
+        ReadBuf { buf: Vec::new(), start: 0, end: 0, initial }
+    }
+
+    /// The unconsumed bytes.
+    #[inline]
+    pub(crate) fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Marks `n` bytes as used.
+    #[inline]
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Free space to read into: compacts, then grows (doubling) without exceeding `max` bytes of
+    /// unconsumed data. Empty only when `max` unconsumed bytes are already buffered.
+    pub(crate) fn spare(&mut self, max: usize) -> &mut [u8] {
+        if self.buf.is_empty() {
+            self.buf.resize(self.initial.max(256), 0);
+        }
+        if self.end == self.buf.len() && self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() && self.buf.len() < max {
+            let new_len = (self.buf.len() * 2).min(max).max(self.buf.len());
+            self.buf.resize(new_len, 0);
+        }
+        let limit = (self.start + max).min(self.buf.len());
+        if limit <= self.end {
+            return &mut [];
+        }
+        &mut self.buf[self.end..limit]
+    }
+
+    /// Gives memory back after a large request: when nothing is buffered and the buffer grew past
+    /// its initial size, it returns to that size.
+    pub(crate) fn shrink_if_idle(&mut self) {
+        if self.is_empty() && self.buf.len() > self.initial {
+            self.buf = Vec::new();
+        }
+    }
+
+    /// Ensures the buffer can hold at least `size` bytes (for faster body reads).
+    pub(crate) fn reserve_total(&mut self, size: usize) {
+        if self.buf.len() < size {
+            self.buf.resize(size, 0);
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        let spare = self.spare(usize::MAX);
+        let n = bytes.len().min(spare.len());
+        spare[..n].copy_from_slice(&bytes[..n]);
+        self.end += n;
+        if n < bytes.len() {
+            self.push(&bytes[n..]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readbuf_grows_compacts_and_shrinks() {
+        let mut rb = ReadBuf::new(256);
+        rb.push(&[1u8; 300]);
+        assert_eq!(rb.len(), 300);
+        rb.consume(299);
+        assert_eq!(rb.data(), &[1]);
+        // no compaction while the tail has room
+        assert_eq!(rb.spare(10_000).len(), 212);
+        rb.consume(1);
+        assert!(rb.is_empty());
+        rb.shrink_if_idle();
+        assert_eq!(rb.spare(10_000).len(), 256);
+        // max bounds the unconsumed data
+        rb.push(&[2u8; 100]);
+        assert_eq!(rb.spare(100).len(), 0);
+        assert_eq!(rb.spare(150).len(), 50);
+    }
+}

@@ -1,0 +1,485 @@
+//! StreamServer behaviour over real sockets, for every spawn strategy (gevent's
+//! test__server.py runs one suite per spawn: TestDefaultSpawn, TestPoolSpawn, TestNoneSpawn).
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use may_gevent::{Address, HandlerError, Pool, Spawn, Stream, StreamServer};
+use support::*;
+
+/// Sends a message when dropped: observes that a cancelled handler unwound.
+struct DropSignal(mpsc::Sender<&'static str>);
+
+impl Drop for DropSignal {
+    fn drop(&mut self) {
+        let _ = self.0.send("dropped");
+    }
+}
+
+/// gevent test__server's handler, line based: `ping` -> `PONG`, `panic` -> panic,
+/// `fail` -> Err, anything else -> `?`. Returns (closing the connection) after one line.
+fn ping_handler(stream: Stream, _addr: Address) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    match line.trim() {
+        "ping" => reader.get_mut().write_all(b"PONG\n"),
+        "panic" => panic!("asked to panic"),
+        "fail" => Err(std::io::Error::other("asked to fail")),
+        _ => reader.get_mut().write_all(b"?\n"),
+    }
+}
+
+fn ping(addr: std::net::SocketAddr) -> Vec<u8> {
+    exchange(addr, b"ping\n")
+}
+
+macro_rules! spawn_suite {
+    ($name:ident, $spawn:expr) => {
+        mod $name {
+            use super::*;
+
+            fn spawn() -> Spawn {
+                $spawn
+            }
+
+            #[test]
+            fn refused_before_start_served_after_start_refused_after_stop() {
+                // A port that was free a moment ago.
+                let port = std::net::TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port();
+                let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+                let server = StreamServer::new(addr, ping_handler)
+                    .spawn(spawn())
+                    .build()
+                    .unwrap();
+                assert!(server.closed() && !server.started());
+                assert_connection_refused(addr);
+                server.start().unwrap();
+                assert!(server.started() && !server.closed());
+                assert_eq!(server.server_port(), Some(port));
+                assert_eq!(ping(addr), b"PONG\n");
+                assert_eq!(ping(addr), b"PONG\n");
+                server.stop(None);
+                assert!(!server.started() && server.closed());
+                assert_connection_refused(addr);
+            }
+
+            #[test]
+            fn handler_return_closes_the_connection() {
+                let server = StreamServer::new("127.0.0.1:0", |_s: Stream, _a: Address| {})
+                    .spawn(spawn())
+                    .build()
+                    .unwrap();
+                server.start().unwrap();
+                let mut client = connect(inet(&server));
+                assert_eq!(read_to_end(&mut client), b"");
+            }
+
+            #[test]
+            fn panic_and_error_reach_handle_error_and_server_keeps_serving() {
+                let (tx, rx) = mpsc::channel::<String>();
+                let tx = Mutex::new(tx);
+                let server = StreamServer::new("127.0.0.1:0", ping_handler)
+                    .spawn(spawn())
+                    .handle_error(move |err: &HandlerError, _addr: &Address| {
+                        let kind = match err {
+                            HandlerError::Panic(msg) => format!("panic: {msg}"),
+                            other => format!("error: {other}"),
+                        };
+                        tx.lock().unwrap().send(kind).unwrap();
+                    })
+                    .build()
+                    .unwrap();
+                server.start().unwrap();
+                let addr = inet(&server);
+                assert_eq!(exchange(addr, b"panic\n"), b"");
+                assert_eq!(rx.recv_timeout(WAIT).unwrap(), "panic: asked to panic");
+                assert_eq!(exchange(addr, b"fail\n"), b"");
+                assert_eq!(rx.recv_timeout(WAIT).unwrap(), "error: asked to fail");
+                assert_eq!(ping(addr), b"PONG\n");
+            }
+
+            #[test]
+            fn stop_cancels_a_handler_blocked_in_read_after_the_timeout() {
+                let (tx, rx) = mpsc::channel();
+                let tx = Mutex::new(tx);
+                let server = StreamServer::new("127.0.0.1:0", move |mut s: Stream, _a: Address| {
+                    let sender = tx.lock().unwrap().clone();
+                    let _guard = DropSignal(sender.clone());
+                    sender.send("started").unwrap();
+                    let mut buf = [0u8; 1];
+                    let _ = s.read(&mut buf); // the client never sends
+                    let _ = sender.send("read returned");
+                })
+                .spawn(spawn())
+                .build()
+                .unwrap();
+                server.start().unwrap();
+                let mut client = connect(inet(&server));
+                assert_eq!(rx.recv_timeout(WAIT).unwrap(), "started");
+                let begin = Instant::now();
+                server.stop(Duration::from_millis(300));
+                let took = begin.elapsed();
+                assert!(
+                    took >= Duration::from_millis(300),
+                    "stop returned after {took:?}"
+                );
+                assert!(took < Duration::from_secs(3), "stop took {took:?}");
+                assert_eq!(rx.recv_timeout(WAIT).unwrap(), "dropped");
+                assert!(
+                    rx.try_recv().is_err(),
+                    "the handler ran on after the cancel"
+                );
+                assert_eq!(read_to_end(&mut client), b"", "socket closed by the cancel");
+                assert!(server.pool().is_empty());
+            }
+
+            #[test]
+            fn stop_lets_a_quick_handler_finish() {
+                let (tx, rx) = mpsc::channel();
+                let tx = Mutex::new(tx);
+                let server = StreamServer::new("127.0.0.1:0", move |mut s: Stream, _a: Address| {
+                    let mut buf = [0u8; 1];
+                    s.read_exact(&mut buf)?;
+                    tx.lock().unwrap().send(()).unwrap();
+                    may::coroutine::sleep(Duration::from_millis(100));
+                    s.write_all(b"done")
+                })
+                .spawn(spawn())
+                .build()
+                .unwrap();
+                server.start().unwrap();
+                let mut client = connect(inet(&server));
+                client.write_all(b"x").unwrap();
+                rx.recv_timeout(WAIT).unwrap();
+                let begin = Instant::now();
+                server.stop(Duration::from_secs(5));
+                assert!(begin.elapsed() < Duration::from_secs(4));
+                assert_eq!(read_to_end(&mut client), b"done");
+            }
+
+            #[test]
+            fn verify_request_false_closes_without_handling() {
+                let handled = Arc::new(AtomicUsize::new(0));
+                let seen = handled.clone();
+                let server = StreamServer::new("127.0.0.1:0", move |mut s: Stream, _a: Address| {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    s.write_all(b"hello")
+                })
+                .spawn(spawn())
+                .verify_request(|addr: &Address| addr.port() == Some(1))
+                .build()
+                .unwrap();
+                server.start().unwrap();
+                assert_eq!(exchange(inet(&server), b""), b"");
+                assert_eq!(handled.load(Ordering::SeqCst), 0);
+            }
+
+            #[test]
+            fn serve_forever_returns_when_stopped_from_another_thread() {
+                let server = StreamServer::new("127.0.0.1:0", ping_handler)
+                    .spawn(spawn())
+                    .build()
+                    .unwrap();
+                server.init_socket().unwrap();
+                let addr = inet(&server);
+                let control = server.base();
+                let stopper = std::thread::spawn(move || {
+                    assert_eq!(ping(addr), b"PONG\n");
+                    control.stop(None);
+                });
+                server.serve_forever().unwrap();
+                stopper.join().unwrap();
+                assert!(!server.started());
+                assert_connection_refused(addr);
+            }
+        }
+    };
+}
+
+spawn_suite!(default_spawn, Spawn::Default);
+spawn_suite!(pool_spawn, Spawn::from(2usize));
+spawn_suite!(inline_spawn, Spawn::Inline);
+
+#[test]
+fn a_full_pool_accepts_nothing_until_a_slot_frees() {
+    let pool = Pool::new(1);
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let server = StreamServer::new("127.0.0.1:0", move |s: Stream, _a: Address| {
+        tx.lock().unwrap().send(()).unwrap();
+        ping_handler(s, _a)
+    })
+    .spawn(&pool)
+    .build()
+    .unwrap();
+    server.start().unwrap();
+    let addr = inet(&server);
+    let mut first = connect(addr);
+    rx.recv_timeout(WAIT).unwrap();
+    assert!(pool.full());
+    assert_eq!(pool.free_count(), 0);
+    // The second client connects (kernel backlog) but is not accepted.
+    let mut second = connect(addr);
+    second.write_all(b"ping\n").unwrap();
+    assert_no_response(&mut second, Duration::from_millis(300));
+    assert!(
+        rx.try_recv().is_err(),
+        "second connection was accepted while full"
+    );
+    // Free the slot: the second client is served.
+    first.write_all(b"ping\n").unwrap();
+    assert_eq!(read_to_end(&mut first), b"PONG\n");
+    assert_eq!(read_to_end(&mut second), b"PONG\n");
+}
+
+#[test]
+fn pre_bound_socket_queues_until_start() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = StreamServer::new(listener, ping_handler).build().unwrap();
+    assert!(!server.closed());
+    assert_eq!(inet(&server), addr);
+    let mut client = connect(addr);
+    client.write_all(b"ping\n").unwrap();
+    assert_no_response(&mut client, Duration::from_millis(200));
+    server.start().unwrap();
+    assert_eq!(read_to_end(&mut client), b"PONG\n");
+}
+
+#[test]
+fn socket2_and_may_listeners_are_accepted() {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap(); // bound, not listening: the server calls listen()
+    let server = StreamServer::new(sock, ping_handler).build().unwrap();
+    server.start().unwrap();
+    assert_eq!(ping(inet(&server)), b"PONG\n");
+
+    let may_listener = may_gevent::may::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = StreamServer::new(may_listener, ping_handler)
+        .build()
+        .unwrap();
+    server.start().unwrap();
+    assert_eq!(ping(inet(&server)), b"PONG\n");
+}
+
+#[test]
+fn stop_accepting_queues_and_start_accepting_resumes() {
+    let server = StreamServer::new("127.0.0.1:0", ping_handler)
+        .build()
+        .unwrap();
+    server.start().unwrap();
+    let addr = inet(&server);
+    server.stop_accepting();
+    assert!(server.started());
+    let mut client = connect(addr);
+    client.write_all(b"ping\n").unwrap();
+    assert_no_response(&mut client, Duration::from_millis(200));
+    server.start_accepting().unwrap();
+    assert_eq!(read_to_end(&mut client), b"PONG\n");
+}
+
+#[test]
+fn backlog_with_a_socket_is_an_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let err = StreamServer::new(listener, ping_handler)
+        .backlog(5)
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, may_gevent::Error::InvalidConfig(_)), "{err}");
+    assert!(err.to_string().contains("backlog"), "{err}");
+}
+
+#[test]
+fn max_accept_zero_is_an_error() {
+    let err = StreamServer::new("127.0.0.1:0", ping_handler)
+        .max_accept(0)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("max_accept"), "{err}");
+}
+
+#[test]
+fn a_port_in_use_is_a_clear_error_naming_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let server = StreamServer::new(addr, ping_handler).build().unwrap();
+    let err = server.start().unwrap_err();
+    assert!(err.is_addr_in_use(), "{err}");
+    assert!(err.to_string().contains(&addr.to_string()), "{err}");
+    assert!(!server.started());
+}
+
+#[test]
+fn address_forms_bind_where_gevent_binds() {
+    let cases: Vec<(Box<dyn Fn() -> may_gevent::StreamServerBuilder>, &str)> = vec![
+        (
+            Box::new(|| StreamServer::new("127.0.0.1:0", ping_handler)),
+            "127.0.0.1",
+        ),
+        (
+            Box::new(|| StreamServer::new(":0", ping_handler)),
+            "0.0.0.0",
+        ),
+        (
+            Box::new(|| StreamServer::new("*:0", ping_handler)),
+            "0.0.0.0",
+        ),
+        (Box::new(|| StreamServer::new(0u16, ping_handler)), "::"),
+        (Box::new(|| StreamServer::new("0", ping_handler)), "::"),
+        (
+            Box::new(|| StreamServer::new(("127.0.0.1", 0), ping_handler)),
+            "127.0.0.1",
+        ),
+        (Box::new(|| StreamServer::new(("", 0), ping_handler)), "::"),
+    ];
+    for (make, host) in cases {
+        let server = make().build().unwrap();
+        server.start().unwrap();
+        assert_eq!(server.server_host().as_deref(), Some(host));
+        let port = server.server_port().unwrap();
+        assert_ne!(port, 0, "the real port after binding port 0");
+        // Every form listens on loopback too (the IPv6 wildcard is dual-stack on Linux).
+        assert_eq!(ping(([127, 0, 0, 1], port).into()), b"PONG\n");
+        server.stop(None);
+    }
+    for bad in ["127.0.0.1:99999", "nonsense", "[::1]80"] {
+        let err = StreamServer::new(bad, ping_handler).build().unwrap_err();
+        assert!(err.to_string().contains(bad), "{err}");
+    }
+}
+
+#[test]
+fn handle_request_handles_one_connection_or_times_out() {
+    let timeouts = Arc::new(AtomicUsize::new(0));
+    let seen = timeouts.clone();
+    let server = StreamServer::new("127.0.0.1:0", ping_handler)
+        .timeout(Duration::from_millis(100))
+        .handle_timeout(move || {
+            seen.fetch_add(1, Ordering::SeqCst);
+        })
+        .build()
+        .unwrap();
+    server.init_socket().unwrap();
+    assert!(!server.handle_request().unwrap());
+    assert_eq!(timeouts.load(Ordering::SeqCst), 1);
+
+    let addr = inet(&server);
+    let client = std::thread::spawn(move || ping(addr));
+    assert!(server.handle_request().unwrap());
+    assert_eq!(client.join().unwrap(), b"PONG\n");
+    assert_eq!(timeouts.load(Ordering::SeqCst), 1);
+
+    server.start().unwrap();
+    assert!(
+        server.handle_request().is_err(),
+        "not while the accept loop runs"
+    );
+}
+
+#[test]
+fn service_actions_run_while_serving_forever() {
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let server = StreamServer::new("127.0.0.1:0", ping_handler)
+        .poll_interval(Duration::from_millis(10))
+        .service_actions(move || {
+            let _ = tx.lock().unwrap().send(());
+        })
+        .build()
+        .unwrap();
+    let control = server.base();
+    let waiter = std::thread::spawn(move || {
+        for _ in 0..3 {
+            rx.recv_timeout(WAIT).unwrap();
+        }
+        control.shutdown();
+    });
+    server.serve_forever().unwrap();
+    waiter.join().unwrap();
+    assert!(!server.started());
+}
+
+#[test]
+fn dropping_a_started_server_stops_it() {
+    let server = StreamServer::new("127.0.0.1:0", ping_handler)
+        .build()
+        .unwrap();
+    server.start().unwrap();
+    let addr = inet(&server);
+    assert_eq!(ping(addr), b"PONG\n");
+    drop(server);
+    assert_connection_refused(addr);
+}
+
+#[test]
+fn set_handle_replaces_the_handler_before_start() {
+    let server = StreamServer::new("127.0.0.1:0", ping_handler)
+        .build()
+        .unwrap();
+    server
+        .set_handle(|mut s: Stream, _a: Address| s.write_all(b"new"))
+        .unwrap();
+    server.start().unwrap();
+    assert_eq!(exchange(inet(&server), b""), b"new");
+    assert!(server.set_handle(ping_handler).is_err());
+}
+
+#[test]
+fn unix_stream_listener() {
+    let dir = std::env::temp_dir().join(format!("may_gevent_test_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("server.sock");
+    let _ = std::fs::remove_file(&path);
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let server = StreamServer::new(listener, |mut s: Stream, addr: Address| {
+        assert!(matches!(addr, Address::Unix(_)));
+        s.write_all(b"unix hello")
+    })
+    .build()
+    .unwrap();
+    server.start().unwrap();
+    assert_eq!(server.address(), Some(Address::Unix(Some(path.clone()))));
+    let mut client = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    client.set_read_timeout(Some(WAIT)).unwrap();
+    let mut reply = Vec::new();
+    client.read_to_end(&mut reply).unwrap();
+    assert_eq!(reply, b"unix hello");
+    server.stop(None);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn stream_exposes_peer_address_and_timeouts() {
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let server = StreamServer::new("127.0.0.1:0", move |mut s: Stream, addr: Address| {
+        assert_eq!(s.peer_addr().unwrap(), addr);
+        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let mut buf = [0u8; 1];
+        let err = s.read(&mut buf).unwrap_err();
+        tx.lock().unwrap().send(err.kind()).unwrap();
+        s.write_all(b"timed out")
+    })
+    .build()
+    .unwrap();
+    server.start().unwrap();
+    let mut client = connect(inet(&server));
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), std::io::ErrorKind::TimedOut);
+    assert_eq!(read_to_end(&mut client), b"timed out");
+}
