@@ -299,3 +299,17 @@ impl AsRawFd for Stream {
         self.get_ref().as_raw_fd()
     }
 }
+
+impl From<TcpStream> for Stream {
+    /// Wrap a may TCP stream (e.g. an outgoing connection, to use it like a client's).
+    fn from(stream: TcpStream) -> Stream {
+        Stream::tcp(stream)
+    }
+}
+
+impl From<UnixStream> for Stream {
+    /// Wrap a may Unix stream.
+    fn from(stream: UnixStream) -> Stream {
+        Stream::unix(stream)
+    }
+}

@@ -1,5 +1,5 @@
 //! Shared helpers for the integration tests: real sockets on 127.0.0.1, every wait bounded.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
