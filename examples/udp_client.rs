@@ -22,7 +22,10 @@ fn main() -> ExitCode {
         sock.send_to(message.as_bytes(), address.as_str())?;
         let mut buf = [0u8; 65_535];
         let (n, from) = sock.recv_from(&mut buf)?;
-        Ok(format!("{from}: got {:?}", String::from_utf8_lossy(&buf[..n])))
+        Ok(format!(
+            "{from}: got {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        ))
     };
     match run() {
         Ok(line) => {

@@ -20,6 +20,9 @@ fn main() -> Result<(), may_gevent::Error> {
     let address = std::env::args().nth(1).unwrap_or_else(|| ":9000".into());
     let server = DatagramServer::new(address.as_str(), handle).build()?;
     server.start()?;
-    println!("Receiving datagrams on {}", server.address().expect("bound"));
+    println!(
+        "Receiving datagrams on {}",
+        server.address().expect("bound")
+    );
     server.serve_forever()
 }

@@ -148,10 +148,12 @@ struct State {
     stop_event: Arc<SyncFlag>,
     /// Fired when `serve_forever` has returned (for `shutdown()`).
     serving: Option<Arc<SyncFlag>>,
+    /// `close()` was called since the last `start()`: `serve_forever` must not restart.
+    close_requested: bool,
 }
 
 pub(crate) struct Shared {
-    name: &'static str,
+    pub(crate) name: &'static str,
     datagram: bool,
     pub(crate) opts: Options,
     pub(crate) pool: Pool,
@@ -387,6 +389,7 @@ impl BaseServer {
                     started: false,
                     stop_event: Arc::new(SyncFlag::new()),
                     serving: None,
+                    close_requested: false,
                 }),
                 #[cfg(feature = "tls")]
                 tls,
@@ -475,6 +478,7 @@ impl BaseServer {
         }
         self.init_socket_locked(&mut state)?;
         state.started = true;
+        state.close_requested = false;
         if state.stop_event.is_fired() {
             state.stop_event = Arc::new(SyncFlag::new());
         }
@@ -574,6 +578,7 @@ impl BaseServer {
         let (accept_loop, bound, stop_event) = {
             let mut state = self.shared.state();
             state.started = false;
+            state.close_requested = true;
             (
                 state.accept_loop.take(),
                 state.bound.take(),
@@ -612,8 +617,10 @@ impl BaseServer {
         }
     }
 
-    /// Start (if needed) and block until the server is closed — by `close()`, `stop()`,
+    /// Start the server if needed and block until it is closed — by `close()`, `stop()`,
     /// `shutdown()` or a fatal accept error — then `stop()` it with `stop_timeout`.
+    /// A server that was started and then closed (e.g. by another thread just before this
+    /// call) is not restarted: this returns at once; call `start()` first to restart it.
     /// While it waits it calls the `service_actions` hook every `poll_interval`.
     /// gevent: `BaseServer.serve_forever`; Python: `serve_forever(poll_interval)`.
     ///
@@ -621,12 +628,21 @@ impl BaseServer {
     /// Starting failed (e.g. the port is in use).
     pub fn serve_forever(&self) -> Result<()> {
         let done = Arc::new(SyncFlag::new());
-        let stop_event = {
+        let mut state = self.shared.state();
+        if !state.started {
+            if state.close_requested {
+                // Closed from elsewhere after a start(): do not resurrect the server.
+                drop(state);
+                self.stop(None);
+                return Ok(());
+            }
+            drop(state);
             self.start()?;
-            let mut state = self.shared.state();
-            state.serving = Some(done.clone());
-            state.stop_event.clone()
-        };
+            state = self.shared.state();
+        }
+        state.serving = Some(done.clone());
+        let stop_event = state.stop_event.clone();
+        drop(state);
         match &self.shared.hooks.service_actions {
             Some(actions) => {
                 while !stop_event.wait_timeout(self.shared.opts.poll_interval) {
@@ -652,8 +668,8 @@ impl BaseServer {
         }
     }
 
-    /// Accept and handle exactly one connection (or datagram) in the calling coroutine or
-    /// thread, waiting at most the server's `timeout`; if nothing came, call the
+    /// Accept and handle exactly one connection (or datagram), blocking the calling coroutine
+    /// or thread until it is handled, waiting at most the server's `timeout`; if nothing came, call the
     /// `handle_timeout` hook. Returns true when a request was handled.
     /// Python: `socketserver.BaseServer.handle_request`.
     ///
@@ -720,7 +736,15 @@ impl BaseServer {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        self.shared.handle(&dispatch, incoming, &bound);
+        // The handler (and a TLS handshake) get the server's handler stack, not the caller's.
+        let shared = self.shared.clone();
+        let mut builder = coroutine::Builder::new();
+        if let Some(words) = self.shared.opts.stack_words {
+            builder = builder.stack_size(words);
+        }
+        let worker = may::go!(builder, move || shared.handle(&dispatch, incoming, &bound))
+            .map_err(|err| Error::io("spawning the request handler", err))?;
+        worker.wait();
         Ok(true)
     }
 }

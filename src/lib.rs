@@ -50,9 +50,11 @@
 //! use may_gevent::{Address, Stream, StreamServer};
 //!
 //! let server = StreamServer::new("127.0.0.1:0", |_s: Stream, _a: Address| {}).build()?;
+//! server.start()?;
 //! let control = server.base();
 //! let thread = std::thread::spawn(move || control.stop(None));
 //! server.serve_forever()?; // returns once the other thread has stopped the server
+//! // (also if it stopped it before serve_forever began: a closed server is not restarted)
 //! thread.join().unwrap();
 //! assert!(!server.started());
 //! # Ok::<(), may_gevent::Error>(())

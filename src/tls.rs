@@ -1,22 +1,28 @@
 //! TLS for stream servers with native-tls (gevent: `ssl_args` — `keyfile`, `certfile`,
 //! `ssl_context`; `StreamServer.wrap_socket_and_handle`).
 //!
-//! The handshake runs in each connection's own coroutine, bounded by a handshake timeout, so a
-//! slow or broken client never stalls the accept loop. A failed handshake is logged at DEBUG
-//! level with the peer address and the connection is closed.
+//! The handshake runs in each connection's own coroutine, bounded by a handshake timeout (a
+//! deadline for the whole handshake), so a slow or broken client never stalls the accept loop.
+//! A failed or timed-out handshake is logged at DEBUG level with the peer address and the
+//! connection is closed. After the handshake the socket has no timeout again.
 
 use std::fmt;
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use may::sync::SyncFlag;
 use native_tls::{Identity, TlsAcceptor};
 use slog::debug;
 
 use crate::address::Address;
 use crate::base_server::{Options, Shared};
 use crate::error::{Error, Result};
-use crate::stream::Stream;
+use crate::stream::{PlainStream, Stream};
 
 /// Default time a client has to complete the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -64,6 +70,7 @@ impl fmt::Debug for TlsBuilder {
         };
         f.debug_struct("TlsBuilder")
             .field("source", &source)
+            .field("handshake_timeout", &self.handshake_timeout)
             .finish()
     }
 }
@@ -117,6 +124,11 @@ fn acceptor(identity: Identity, context: &Path) -> Result<TlsAcceptor> {
 impl TlsBuilder {
     /// Load the configured certificate; with TLS on, raise the default handler stack.
     pub(crate) fn finish(self, mut opts: Options) -> Result<(Option<TlsOptions>, Options)> {
+        if self.handshake_timeout == Some(Duration::ZERO) {
+            return Err(Error::InvalidConfig(
+                "handshake_timeout must be longer than zero".into(),
+            ));
+        }
         let acceptor = match self.source {
             TlsSource::None => return Ok((None, opts)),
             TlsSource::Files { certfile, keyfile } => {
@@ -143,6 +155,61 @@ impl TlsBuilder {
     }
 }
 
+/// `Watchdog::state` values.
+const RUNNING: u8 = 0;
+const DONE: u8 = 1;
+const EXPIRED: u8 = 2;
+
+/// Bounds the whole handshake, not only each read or write (the socket timeouts alone would
+/// let a client that sends a byte now and then hold the handshake open forever). A helper
+/// coroutine waits for the deadline and then shuts the socket down, which wakes the handshake
+/// with an error. It holds its own duplicate of the descriptor, so it can never shut down an
+/// unrelated socket that reused the number.
+struct Watchdog {
+    finished: Arc<SyncFlag>,
+    state: Arc<AtomicU8>,
+}
+
+impl Watchdog {
+    fn start(plain: &PlainStream, timeout: Duration) -> io::Result<Watchdog> {
+        let fd = match plain {
+            PlainStream::Tcp(s) => s.inner().as_fd().try_clone_to_owned()?,
+            PlainStream::Unix(s) => s.inner().as_fd().try_clone_to_owned()?,
+        };
+        let finished = Arc::new(SyncFlag::new());
+        let state = Arc::new(AtomicU8::new(RUNNING));
+        let (f, st) = (finished.clone(), state.clone());
+        may::go!(may::coroutine::Builder::new(), move || {
+            let expired = !f.wait_timeout(timeout)
+                && st
+                    .compare_exchange(RUNNING, EXPIRED, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok();
+            if expired {
+                let _ = socket2::SockRef::from(&fd).shutdown(Shutdown::Both);
+            }
+        })?;
+        Ok(Watchdog { finished, state })
+    }
+
+    /// Disarm it; false if the deadline already passed (the socket is shut down).
+    fn finish(&self) -> bool {
+        self.state
+            .compare_exchange(RUNNING, DONE, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    fn expired(&self) -> bool {
+        self.state.load(Ordering::Acquire) == EXPIRED
+    }
+}
+
+impl Drop for Watchdog {
+    /// Also on a cancel by `stop()`: wakes the helper at once (lock-free, never blocks).
+    fn drop(&mut self) {
+        self.finished.fire();
+    }
+}
+
 /// The TLS handshake, in the connection's coroutine (gevent: `wrap_socket_and_handle`).
 /// `None`: the handshake failed or timed out; it was logged and the connection is closed.
 pub(crate) fn wrap(shared: &Shared, stream: Stream, address: &Address) -> Option<Stream> {
@@ -153,28 +220,65 @@ pub(crate) fn wrap(shared: &Shared, stream: Stream, address: &Address) -> Option
         Ok(plain) => plain,
         Err(stream) => return Some(stream),
     };
-    let timeouts = |dur| {
+    let timeout = tls.handshake_timeout;
+    let set_timeouts = |plain: &PlainStream, dur| {
         plain
             .set_read_timeout(dur)
             .and_then(|()| plain.set_write_timeout(dur))
     };
-    if let Err(err) = timeouts(Some(tls.handshake_timeout)) {
-        debug!(shared.logger, "tls handshake setup failed"; "peer" => %address, "error" => %err);
-        return None;
-    }
-    match tls.acceptor.accept(plain) {
-        Ok(stream) => {
-            let _ = stream
-                .get_ref()
-                .set_read_timeout(None)
-                .and_then(|()| stream.get_ref().set_write_timeout(None));
-            Some(Stream::tls(stream))
+    // Each read and write is bounded as well: a backstop for the watchdog.
+    let watchdog =
+        set_timeouts(&plain, Some(timeout)).and_then(|()| Watchdog::start(&plain, timeout));
+    let watchdog = match watchdog {
+        Ok(watchdog) => watchdog,
+        Err(err) => {
+            debug!(shared.logger, "tls handshake setup failed"; "peer" => %address, "error" => %err);
+            return None;
+        }
+    };
+    let result = tls.acceptor.accept(plain);
+    let in_time = watchdog.finish();
+    match result {
+        Ok(stream) if in_time => match set_timeouts(stream.get_ref(), None) {
+            Ok(()) => Some(Stream::tls(stream)),
+            Err(err) => {
+                debug!(shared.logger, "tls handshake setup failed"; "peer" => %address, "error" => %err);
+                None
+            }
+        },
+        Ok(_) => {
+            debug!(shared.logger, "tls handshake timed out"; "peer" => %address,
+                "timeout_ms" => timeout.as_millis() as u64);
+            None
+        }
+        Err(err) if watchdog.expired() || is_timeout(&err) => {
+            debug!(shared.logger, "tls handshake timed out"; "peer" => %address,
+                "timeout_ms" => timeout.as_millis() as u64, "error" => %err);
+            None
         }
         Err(err) => {
             debug!(shared.logger, "tls handshake failed"; "peer" => %address, "error" => %err);
             None
         }
     }
+}
+
+/// The handshake failed because a socket read or write timed out.
+fn is_timeout(err: &native_tls::HandshakeError<PlainStream>) -> bool {
+    if let native_tls::HandshakeError::WouldBlock(_) = err {
+        return true;
+    }
+    let mut source = std::error::Error::source(err);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<io::Error>() {
+            return matches!(
+                io.kind(),
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+            );
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// TLS setters of the stream server builders.
@@ -210,7 +314,9 @@ macro_rules! tls_builder_methods {
             self
         }
 
-        /// How long a client has to finish the TLS handshake. Default: 10 s.
+        /// How long a client has to finish the whole TLS handshake (a deadline, not a
+        /// per-read timeout); then the connection is closed and the failure logged at DEBUG.
+        /// Default: 10 s. Zero is an error at `build()`.
         pub fn handshake_timeout(mut self, timeout: std::time::Duration) -> Self {
             self.tls.handshake_timeout = Some(timeout);
             self

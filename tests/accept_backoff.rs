@@ -36,22 +36,15 @@ fn open_fds() -> u64 {
 }
 
 fn set_nofile(n: u64) {
-    let lim = libc::rlimit {
-        rlim_cur: n,
-        rlim_max: libc::RLIM_INFINITY.min(1 << 20).max(n),
-    };
-    let mut old = libc::rlimit {
+    let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     #[allow(unsafe_code)]
-    // SAFETY: plain syscalls on structs we own.
+    // SAFETY: plain syscalls on a struct we own.
     unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut old);
-        let lim = libc::rlimit {
-            rlim_cur: lim.rlim_cur,
-            rlim_max: old.rlim_max,
-        };
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = n.min(lim.rlim_max);
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
     }
 }

@@ -58,7 +58,8 @@ impl Example {
     fn address(&mut self, marker: &str) -> SocketAddr {
         let line = self.line_with(marker);
         let last = line.split_whitespace().last().unwrap();
-        last.parse().unwrap_or_else(|_| panic!("no address in {line:?}"))
+        last.parse()
+            .unwrap_or_else(|_| panic!("no address in {line:?}"))
     }
 
     fn wait(&mut self) -> std::process::ExitStatus {
@@ -92,7 +93,10 @@ fn echoserver_welcomes_echoes_two_clients_and_quits() {
     let addr = ex.address("Starting echo server on");
     let mut clients: Vec<_> = (0..2).map(|_| BufReader::new(connect(addr))).collect();
     for c in &mut clients {
-        assert_eq!(read_line(c), "Welcome to the echo server! Type quit to exit.\r\n");
+        assert_eq!(
+            read_line(c),
+            "Welcome to the echo server! Type quit to exit.\r\n"
+        );
     }
     for (i, c) in clients.iter_mut().enumerate() {
         writeln!(c.get_mut(), "hello {i}").unwrap();
@@ -138,7 +142,10 @@ fn udp_client_sends_and_prints_the_reply() {
         .unwrap();
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("got \"reply: Test udp_client\""), "{stdout}");
+    assert!(
+        stdout.contains("got \"reply: Test udp_client\""),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -179,10 +186,16 @@ fn portforwarder_forwards_and_drains_after_sigterm() {
     // ...but the open connection keeps forwarding.
     client.get_mut().write_all(b"msg2\n").unwrap();
     assert_eq!(read_line(&mut client), "msg2\n");
-    client.get_mut().shutdown(std::net::Shutdown::Write).unwrap();
+    client
+        .get_mut()
+        .shutdown(std::net::Shutdown::Write)
+        .unwrap();
     assert_eq!(read_line(&mut client), "");
     drop(client);
-    assert!(ex.wait().success(), "exits 0 once the last connection ended");
+    assert!(
+        ex.wait().success(),
+        "exits 0 once the last connection ended"
+    );
 }
 
 #[test]

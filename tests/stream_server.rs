@@ -327,7 +327,8 @@ fn a_port_in_use_is_a_clear_error_naming_the_address() {
 
 #[test]
 fn address_forms_bind_where_gevent_binds() {
-    let cases: Vec<(Box<dyn Fn() -> may_gevent::StreamServerBuilder>, &str)> = vec![
+    type Make = Box<dyn Fn() -> may_gevent::StreamServerBuilder>;
+    let cases: Vec<(Make, &str)> = vec![
         (
             Box::new(|| StreamServer::new("127.0.0.1:0", ping_handler)),
             "127.0.0.1",
@@ -390,6 +391,22 @@ fn handle_request_handles_one_connection_or_times_out() {
         server.handle_request().is_err(),
         "not while the accept loop runs"
     );
+}
+
+#[test]
+fn serve_forever_does_not_restart_a_server_closed_after_start() {
+    let server = StreamServer::new("127.0.0.1:0", ping_handler)
+        .build()
+        .unwrap();
+    server.start().unwrap();
+    let addr = inet(&server);
+    server.base().close();
+    server.serve_forever().unwrap(); // returns at once
+    assert!(!server.started());
+    assert_connection_refused(addr);
+    // An explicit start() restarts it (on a new port 0 binding).
+    server.start().unwrap();
+    assert_eq!(ping(inet(&server)), b"PONG\n");
 }
 
 #[test]
