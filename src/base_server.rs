@@ -876,3 +876,39 @@ pub(crate) fn stop_on_drop(base: &BaseServer) {
         base.stop(None);
     }
 }
+
+/// The parts every concrete server type shares: `Deref<Target = BaseServer>`, `base()`,
+/// `Debug`, and stop-on-drop (gevent's context manager).
+macro_rules! server_wrapper {
+    ($ty:ident) => {
+        impl $ty {
+            /// A cloneable, `Send` handle to this server's lifecycle, to stop it from another
+            /// coroutine or thread (e.g. a signal-handling thread). Dropping the handle does
+            /// nothing; dropping the server stops it.
+            pub fn base(&self) -> $crate::BaseServer {
+                self.base.clone()
+            }
+        }
+
+        impl std::ops::Deref for $ty {
+            type Target = $crate::BaseServer;
+
+            fn deref(&self) -> &$crate::BaseServer {
+                &self.base
+            }
+        }
+
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(&self.base, f)
+            }
+        }
+
+        impl Drop for $ty {
+            fn drop(&mut self) {
+                $crate::base_server::stop_on_drop(&self.base);
+            }
+        }
+    };
+}
+pub(crate) use server_wrapper;

@@ -3,7 +3,6 @@
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::ops::Deref;
 use std::sync::Arc;
 
 use crate::base_server::{common_builder_methods, BaseServer, Options};
@@ -136,11 +135,6 @@ impl DatagramServer {
         self.base
             .set_dispatch(Dispatch::Datagram(Arc::new(handler)))
     }
-
-    /// A cloneable, `Send` handle to this server's lifecycle.
-    pub fn base(&self) -> BaseServer {
-        self.base.clone()
-    }
 }
 
 impl DatagramServerBuilder {
@@ -174,22 +168,4 @@ impl DatagramServerBuilder {
     }
 }
 
-impl Deref for DatagramServer {
-    type Target = BaseServer;
-
-    fn deref(&self) -> &BaseServer {
-        &self.base
-    }
-}
-
-impl fmt::Debug for DatagramServer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.base.fmt(f)
-    }
-}
-
-impl Drop for DatagramServer {
-    fn drop(&mut self) {
-        crate::base_server::stop_on_drop(&self.base);
-    }
-}
+crate::base_server::server_wrapper!(DatagramServer);

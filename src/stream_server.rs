@@ -1,7 +1,6 @@
 //! `StreamServer`: a TCP/Unix (and TLS) server (gevent: `gevent.server.StreamServer`).
 
 use std::fmt;
-use std::ops::Deref;
 use std::sync::Arc;
 
 use crate::base_server::{common_builder_methods, BaseServer, Options};
@@ -99,12 +98,6 @@ impl StreamServer {
     pub fn set_handle(&self, handler: impl StreamHandler) -> Result<()> {
         self.base.set_dispatch(Dispatch::Stream(Arc::new(handler)))
     }
-
-    /// A cloneable, `Send` handle to this server's lifecycle, to stop it from another
-    /// coroutine or thread (e.g. a signal-handling thread).
-    pub fn base(&self) -> BaseServer {
-        self.base.clone()
-    }
 }
 
 impl StreamServerBuilder {
@@ -139,22 +132,4 @@ impl StreamServerBuilder {
     }
 }
 
-impl Deref for StreamServer {
-    type Target = BaseServer;
-
-    fn deref(&self) -> &BaseServer {
-        &self.base
-    }
-}
-
-impl fmt::Debug for StreamServer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.base.fmt(f)
-    }
-}
-
-impl Drop for StreamServer {
-    fn drop(&mut self) {
-        crate::base_server::stop_on_drop(&self.base);
-    }
-}
+crate::base_server::server_wrapper!(StreamServer);

@@ -70,6 +70,15 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// #2075).
 pub const MAX_DISCARD: u64 = 64 * 1024;
 
+/// When a connection is closed with client input left unread (after an error response, or a body
+/// too large to discard), the server half-closes it and keeps reading and dropping input for at
+/// most this long, so that the client receives the last response instead of a reset (RFC 9112
+/// section 9.6, "lingering close").
+pub const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Most bytes drained during a lingering close.
+pub const LINGER_MAX_BYTES: usize = 256 * 1024;
+
 /// Default [`WsgiConfig::read_buffer_size`]: initial size of the per-connection read buffer. It
 /// grows on demand up to what one request head may need (`MAX_REQUEST_LINE` + `MAX_HEADER_BLOCK`)
 /// and shrinks back after a large request, so idle keep-alive connections stay small.

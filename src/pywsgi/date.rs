@@ -17,7 +17,23 @@ const MONTHS: [&[u8; 3]; 12] = [
     b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
 ];
 
+/// Seconds since the Unix epoch, now (with the cheap coarse clock where there is one: only the
+/// second matters here).
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+pub(crate) fn now_secs() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable `timespec` that outlives the call; `clock_gettime` only
+    // writes into it.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    match u64::try_from(ts.tv_sec) {
+        Ok(secs) if rc == 0 => secs,
+        _ => SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |dur| dur.as_secs()),
+    }
+}
+
 /// Seconds since the Unix epoch, now.
+#[cfg(not(target_os = "linux"))]
 pub(crate) fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |dur| dur.as_secs())
 }

@@ -1,0 +1,458 @@
+//! [`WsgiHandler`]: one client connection, from its first request to its close.
+//!
+//! gevent: `pywsgi.WSGIHandler` (`handle` → `handle_one_request` → `handle_one_response`).
+
+use std::cell::RefCell;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::access_log;
+use super::app::{AppError, Application};
+use super::config::{WsgiConfig, LINGER_MAX_BYTES, LINGER_TIMEOUT};
+use super::conn::{is_disconnect, is_timeout, Connection};
+use super::date::now_secs;
+use super::environ::{EnvState, Environ, Remote};
+use super::head::{self, Framing, HeadError, Limits, RequestHead};
+use super::input::Input;
+use super::io::{Link, ReadBuf, Shared};
+use super::response::{Failure, Response, StartResponse};
+
+/// Serves every request of one connection, then returns (the caller drops the connection).
+///
+/// This is the entry point for a server: call it on the connection's own coroutine, e.g.
+/// `go!(move || handle_connection(stream, Some(peer), &config, &*app))`. It returns when the
+/// client closes, a request asks for `Connection: close`, an error ends the connection, or a
+/// timeout expires. If the coroutine is cancelled it unwinds (no I/O is done while unwinding).
+///
+/// gevent: `WSGIServer.handle(socket, address)`.
+pub fn handle_connection<C: Connection + 'static>(
+    conn: C,
+    peer: Option<SocketAddr>,
+    config: &WsgiConfig,
+    app: &dyn Application,
+) {
+    WsgiHandler::new(conn, peer, config, app).handle();
+}
+
+/// What happens after a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Read the next request.
+    KeepAlive,
+    /// Flush and close.
+    Close,
+    /// Flush, half-close, drain what the client still sends, close (RFC 9112 9.6).
+    Linger,
+}
+
+/// Why a request head was refused.
+#[derive(Debug, Clone, Copy)]
+enum Reject {
+    Head(HeadError),
+    Timeout,
+}
+
+/// The per-connection protocol state: buffers, the parsed head, the response writer.
+///
+/// `WsgiHandler::new(conn, peer, &config, &app).handle()` is what [`handle_connection`] does.
+///
+/// gevent: `pywsgi.WSGIHandler`.
+pub struct WsgiHandler<'a> {
+    config: &'a WsgiConfig,
+    app: &'a dyn Application,
+    remote: Remote,
+    /// The environ's storage (parsed head, input and its read buffer), lent to each request.
+    state: Option<Box<EnvState>>,
+    resp: Response,
+    limits: Limits,
+    first: bool,
+    started: Instant,
+    line: String,
+}
+
+impl fmt::Debug for WsgiHandler<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WsgiHandler")
+            .field("peer", &self.remote.ip())
+            .field("buffered", &self.state.as_ref().map(|state| state.input.rbuf().len()))
+            .field("response", &self.resp)
+            .finish()
+    }
+}
+
+impl<'a> WsgiHandler<'a> {
+    /// Prepares to serve `conn` (nothing is read yet). `peer` is the client's address (`None` for
+    /// Unix sockets: `REMOTE_ADDR` is then absent and the access log shows `-`).
+    pub fn new<C: Connection + 'static>(
+        conn: C,
+        peer: Option<SocketAddr>,
+        config: &'a WsgiConfig,
+        app: &'a dyn Application,
+    ) -> WsgiHandler<'a> {
+        let link: Shared = Rc::new(RefCell::new(Link::new(conn)));
+        let remote = Remote::new(peer);
+        let input = Input::new(
+            Rc::clone(&link),
+            ReadBuf::new(config.read_buffer_size),
+            Framing::Empty,
+            false,
+            config.body_read_timeout,
+            config.max_body_size,
+        );
+        let state = EnvState {
+            head: RequestHead::default(),
+            base: Arc::clone(&config.base),
+            remote,
+            input,
+            overrides: Vec::new(),
+        };
+        WsgiHandler {
+            config,
+            app,
+            remote,
+            state: Some(Box::new(state)),
+            resp: Response::new(link),
+            limits: Limits {
+                max_request_line: config.max_request_line,
+                max_header_block: config.max_header_block,
+                max_body: config.max_body_size,
+            },
+            first: true,
+            started: Instant::now(),
+            line: String::new(),
+        }
+    }
+
+    /// Serves requests until the connection is done. gevent: `WSGIHandler.handle`.
+    pub fn handle(mut self) {
+        let res = self.resp.link.borrow_mut().stream.set_write_timeout(self.config.write_timeout);
+        if let Err(err) = res {
+            slog::debug!(self.config.base.errors, "cannot set the write timeout"; "error" => %err);
+        }
+        loop {
+            match self.handle_one_request() {
+                Next::KeepAlive => {}
+                Next::Close => {
+                    let _ = self.resp.flush();
+                    break;
+                }
+                Next::Linger => {
+                    self.linger();
+                    break;
+                }
+            }
+        }
+    }
+
+    fn log(&self) -> &slog::Logger {
+        &self.config.base.errors
+    }
+
+    fn peer(&self) -> &str {
+        self.remote.ip().unwrap_or("-")
+    }
+
+    /// Reads one request and answers it. gevent: `WSGIHandler.handle_one_request`.
+    fn handle_one_request(&mut self) -> Next {
+        let Some(mut state) = self.state.take() else {
+            return Next::Close;
+        };
+        let len = match self.read_request(&mut state) {
+            Ok(Some(len)) => len,
+            Ok(None) => {
+                self.state = Some(state);
+                return Next::Close;
+            }
+            Err(reject) => {
+                let next = self.reject(reject, &state);
+                self.state = Some(state);
+                return next;
+            }
+        };
+        self.first = false;
+        let t0 = (!self.config.access_log.is_off()).then(Instant::now);
+        state.input.rbuf_mut().consume(len);
+        let keep_alive = state.head.keep_alive && self.config.keep_alive;
+        self.resp.begin(&state.head, keep_alive);
+        state.input.reset(state.head.framing, state.head.expect_continue);
+        state.overrides.clear();
+        let mut env = Environ::from_state(state);
+
+        self.handle_one_response(&mut env);
+
+        let duration = t0.map(|t0| t0.elapsed());
+        self.log_request(env.head(), duration);
+        let dead = self.resp.link.borrow().dead;
+        let mut close = self.resp.close || dead || env.input_ref().error().is_some();
+        let mut linger = false;
+        if !close && !env.input().discard(self.config.max_discard) {
+            // the rest of the body is too large to discard, or broken: stop reading here
+            close = true;
+            linger = true;
+        }
+        let mut state = env.into_state();
+        let unread_body = !state.input.is_complete();
+        let buffered = !state.input.rbuf().is_empty();
+        if !close {
+            state.input.rbuf_mut().shrink_if_idle();
+        }
+        self.state = Some(state);
+        if close {
+            if dead {
+                return Next::Close;
+            }
+            return if linger || unread_body || buffered { Next::Linger } else { Next::Close };
+        }
+        Next::KeepAlive
+    }
+
+    /// Reads bytes until a whole request head is buffered, under the header and keep-alive
+    /// timeouts. `Ok(None)`: the connection ended (EOF, idle timeout, error) before a request
+    /// started. gevent: `WSGIHandler.read_requestline` + `read_request`.
+    fn read_request(&mut self, state: &mut EnvState) -> Result<Option<usize>, Reject> {
+        let header_timeout = self.config.header_read_timeout;
+        // the first head of a connection must arrive within the header timeout of the
+        // connection's start; later ones within it from their first byte
+        let mut deadline = if self.first { header_timeout.map(|t| self.started + t) } else { None };
+        let EnvState { head, input, .. } = state;
+        let rbuf = input.rbuf_mut();
+        let mut started = self.first || !rbuf.is_empty();
+        let mut scanned = 0usize;
+        let mut line_checked = false;
+        loop {
+            if !rbuf.is_empty() {
+                let data = rbuf.data();
+                if scanned == 0 || head::may_be_complete(data, scanned) {
+                    match head::parse(data, head, &self.limits) {
+                        Ok(Some(len)) => return Ok(Some(len)),
+                        Ok(None) => {}
+                        Err(err) => return Err(Reject::Head(err)),
+                    }
+                } else {
+                    head::check_partial(data, &self.limits, &mut line_checked)
+                        .map_err(Reject::Head)?;
+                }
+                scanned = data.len();
+            }
+            let timeout = if started {
+                if deadline.is_none() {
+                    deadline = header_timeout.map(|t| Instant::now() + t);
+                }
+                match deadline {
+                    None => None,
+                    Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                        Some(left) if !left.is_zero() => Some(left),
+                        _ => return timed_out(rbuf),
+                    },
+                }
+            } else {
+                self.config.keepalive_timeout
+            };
+            let res = self.resp.link.borrow_mut().fill(rbuf, self.limits.max_head(), timeout);
+            match res {
+                Ok(0) => {
+                    if rbuf.len() >= self.limits.max_head() {
+                        return Err(Reject::Head(HeadError::HeadersTooLarge("request head too large")));
+                    }
+                    if !rbuf.is_empty() {
+                        slog::debug!(self.config.base.errors, "connection closed inside a request head";
+                            "peer" => self.remote.ip().unwrap_or("-"));
+                    }
+                    return Ok(None);
+                }
+                Ok(_) => started = true,
+                Err(err) if is_timeout(&err) => return timed_out(rbuf),
+                Err(err) => {
+                    slog::debug!(self.config.base.errors, "read error";
+                        "peer" => self.remote.ip().unwrap_or("-"), "error" => %err);
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// Answers a refused head with its canned error response.
+    fn reject(&mut self, reject: Reject, state: &EnvState) -> Next {
+        let (code, message) = match reject {
+            Reject::Head(err) => (err.status(), err.message()),
+            // RFC 9110 15.5.9: "a server SHOULD send the "close" connection option"
+            Reject::Timeout => (408, "timed out reading the request head"),
+        };
+        slog::info!(self.log(), "invalid request"; "peer" => self.peer(), "status" => code, "reason" => message);
+        self.resp.begin_reject();
+        self.resp.send_error(code);
+        let data = state.input.rbuf().data();
+        let end = data.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(data.len());
+        self.log_line(&data[..end.min(1024)], None);
+        Next::Linger
+    }
+
+    /// Runs the application and sends its response. gevent: `WSGIHandler.handle_one_response`
+    /// (`run_application` + `process_result`).
+    fn handle_one_response(&mut self, env: &mut Environ) {
+        let app = self.app;
+        let resp = &mut self.resp;
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+            let result = {
+                let mut start_response = StartResponse::new(resp);
+                app.call(env, &mut start_response)
+            };
+            match result {
+                Ok(body) => resp.send_body(body),
+                Err(err) => Err(Failure::App(err)),
+            }
+        }));
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(failure)) => self.handle_failure(failure, env),
+            Err(payload) => {
+                // may delivers a coroutine cancel as a panic carrying a generator::Error: it must
+                // keep unwinding, it is not an application error
+                if payload.is::<generator::Error>() {
+                    panic::resume_unwind(payload);
+                }
+                let message = panic_message(payload.as_ref());
+                slog::error!(self.log(), "application panicked";
+                    "panic" => message, "peer" => self.peer(), "environ" => ?env);
+                self.fail_response();
+            }
+        }
+    }
+
+    fn handle_failure(&mut self, failure: Failure, env: &Environ) {
+        match failure {
+            Failure::Disconnect(err) => {
+                slog::debug!(self.log(), "client disconnected"; "peer" => self.peer(), "error" => %err);
+                self.resp.close = true;
+            }
+            Failure::Protocol(err) => {
+                slog::error!(self.log(), "application error";
+                    "error" => %err, "peer" => self.peer(), "environ" => ?env);
+                self.fail_response();
+            }
+            Failure::App(err) => {
+                // a body-read error the application let through is the client's doing
+                if let Some(input_err) = env.input_ref().error() {
+                    self.resp.close = true;
+                    match input_err.status() {
+                        Some(code) => {
+                            slog::info!(self.log(), "invalid request body";
+                                "peer" => self.peer(), "status" => code, "error" => %err);
+                            if !self.resp.head_sent() {
+                                self.resp.send_error(code);
+                            }
+                        }
+                        None => {
+                            slog::debug!(self.log(), "client disconnected"; "peer" => self.peer(), "error" => %err);
+                        }
+                    }
+                    return;
+                }
+                if self.resp.link.borrow().dead || is_app_disconnect(&err) {
+                    slog::debug!(self.log(), "client disconnected"; "peer" => self.peer(), "error" => %err);
+                    self.resp.close = true;
+                    return;
+                }
+                slog::error!(self.log(), "application error";
+                    "error" => %err, "peer" => self.peer(), "environ" => ?env);
+                self.fail_response();
+            }
+        }
+    }
+
+    /// 500 if nothing was sent yet, else close (gevent: `_send_error_response_if_possible`).
+    fn fail_response(&mut self) {
+        if self.resp.head_sent() {
+            self.resp.close = true;
+        } else {
+            self.resp.send_internal_error();
+        }
+    }
+
+    /// Writes the access-log line. gevent: `WSGIHandler.log_request`.
+    fn log_request(&mut self, head: &RequestHead, duration: Option<Duration>) {
+        self.log_line(head.request_line(), duration);
+    }
+
+    /// Formats and writes one access-log line. gevent: `WSGIHandler.format_request`.
+    fn log_line(&mut self, request_line: &[u8], duration: Option<Duration>) {
+        if self.config.access_log.is_off() {
+            return;
+        }
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        let local_time = self.resp.date.local_time(now_secs());
+        access_log::format_request(
+            &mut line,
+            self.remote.ip(),
+            local_time,
+            request_line,
+            self.resp.sent_code,
+            self.resp.bytes_sent,
+            duration,
+        );
+        access_log::write_line(&self.config.access_log, &mut line);
+        self.line = line;
+    }
+
+    /// Flushes, half-closes and drains the client's input for a bounded time and size, so that
+    /// closing with unread input does not reset the connection before the client read our last
+    /// response (RFC 9112 9.6).
+    fn linger(&mut self) {
+        let Some(state) = self.state.as_mut() else {
+            return;
+        };
+        let rbuf = state.input.rbuf_mut();
+        let mut link = self.resp.link.borrow_mut();
+        if link.flush().is_err() {
+            return;
+        }
+        if link.stream.shutdown_write().is_err() {
+            return;
+        }
+        let deadline = Instant::now() + LINGER_TIMEOUT;
+        let mut drained = 0usize;
+        rbuf.consume(rbuf.len());
+        while drained < LINGER_MAX_BYTES {
+            let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
+            else {
+                break;
+            };
+            match link.fill(rbuf, 16 * 1024, Some(left)) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    drained += n;
+                    rbuf.consume(n);
+                }
+            }
+        }
+    }
+}
+
+/// The header timeout expired: silently close an idle connection, 408 a started request.
+fn timed_out(rbuf: &ReadBuf) -> Result<Option<usize>, Reject> {
+    if rbuf.is_empty() {
+        Ok(None)
+    } else {
+        Err(Reject::Timeout)
+    }
+}
+
+fn is_app_disconnect(err: &AppError) -> bool {
+    err.downcast_ref::<io::Error>().is_some_and(is_disconnect)
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}

@@ -1,0 +1,1150 @@
+//! `start_response`, the `write` callable and response framing.
+//!
+//! The head is serialised into the connection's output buffer (`Link::wbuf`) together with a
+//! buffered body, so a typical response leaves in one `write` syscall; pipelined responses are
+//! batched in the same buffer and flushed before the next blocking read. Streamed bodies (iterators
+//! and the `write` callable) are flushed as they are produced.
+//!
+//! Framing (RFC 9112 section 6.3, RFC 9110 sections 6.4.1 and 8.6):
+//! - 1xx, 204 and 304 responses never carry a body, nor (1xx, 204) a Content-Length;
+//! - a response to HEAD carries the headers a GET would get, Content-Length included when it is
+//!   known, and never a body (gevent sends the body: fixed);
+//! - otherwise an application Content-Length is used (and enforced: a body of another length
+//!   closes the connection instead of desynchronising it), a buffered body gets a computed
+//!   Content-Length, a streamed body is chunked on HTTP/1.1 and close-delimited on HTTP/1.0;
+//! - `101 Switching Protocols` hands the raw connection to the application.
+
+use std::fmt;
+use std::io;
+
+use super::app::{AppError, Body, BodyKind};
+use super::date::DateCache;
+use super::head::{RequestHead, Version};
+use super::io::{Shared, WBUF_FLUSH_AT};
+
+/// An error in the application's use of `start_response` or `write`. The messages are gevent's
+/// where gevent has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResponseError {
+    /// A CR or LF in the status (`"status"`), a header name (`"header name"`) or a header value
+    /// (`"header value"`): header injection. Message: `carriage return or newline in <where>`.
+    Newline(&'static str),
+    /// A character above U+00FF in the status or a header (gevent: `UnicodeError("Non-latin1
+    /// header")`).
+    NonLatin1(String),
+    /// A status that does not start with a 3-digit code followed by a space or its end, contains
+    /// control characters, or is not allowed here (a 1xx other than 101, a 101 without an upgrade
+    /// request).
+    InvalidStatus(String),
+    /// A header name that is not an RFC 9110 token.
+    InvalidHeaderName(String),
+    /// A control character (other than HTAB) in a header value.
+    InvalidHeaderValue(String),
+    /// A Content-Length that is not a number, given twice, or not zero on a 204/304 response.
+    InvalidContentLength(String),
+    /// A header only the server may set (`Transfer-Encoding`, a hop-by-hop header: PEP 3333).
+    ForbiddenHeader(String),
+    /// `start_response` called after the response head was sent.
+    HeadersAlreadySent,
+    /// A body on a response that cannot have one (gevent: `The 304 response must have no body`).
+    NoBodyAllowed(u16),
+    /// The application returned a body without calling `start_response`.
+    NotStarted,
+    /// The body is longer or shorter than the Content-Length the application declared.
+    LengthMismatch {
+        /// The declared Content-Length.
+        declared: u64,
+        /// The bytes the application produced (at least this many, when too long).
+        actual: u64,
+    },
+}
+
+impl fmt::Display for ResponseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResponseError::Newline(place) => write!(f, "carriage return or newline in {place}"),
+            ResponseError::NonLatin1(what) => write!(f, "Non-latin1 header: {what:?}"),
+            ResponseError::InvalidStatus(status) => write!(f, "invalid status: {status:?}"),
+            ResponseError::InvalidHeaderName(name) => write!(f, "invalid header name: {name:?}"),
+            ResponseError::InvalidHeaderValue(name) => {
+                write!(f, "invalid character in the value of header {name:?}")
+            }
+            ResponseError::InvalidContentLength(msg) => f.write_str(msg),
+            ResponseError::ForbiddenHeader(name) => {
+                write!(f, "the application must not set the hop-by-hop header {name:?}")
+            }
+            ResponseError::HeadersAlreadySent => {
+                f.write_str("start_response called after the response head was sent")
+            }
+            ResponseError::NoBodyAllowed(code) => {
+                write!(f, "The {code} response must have no body")
+            }
+            ResponseError::NotStarted => f.write_str("The application did not call start_response()"),
+            ResponseError::LengthMismatch { declared, actual } => write!(
+                f,
+                "response body length {actual} does not match its Content-Length {declared}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ResponseError {}
+
+impl From<ResponseError> for io::Error {
+    fn from(err: ResponseError) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidInput, err)
+    }
+}
+
+/// How a response failed after the application returned (or while it ran).
+pub(crate) enum Failure {
+    /// The application (or its body iterator) returned an error.
+    App(AppError),
+    /// The application broke the protocol (e.g. a body on a 304).
+    Protocol(ResponseError),
+    /// Writing to the client failed: the client is gone.
+    Disconnect(io::Error),
+}
+
+/// How the body of the current response is delimited on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Head not sent yet.
+    Pending,
+    /// 1xx/204/304: no body may be written.
+    NoBody,
+    /// Response to HEAD: body bytes are dropped.
+    HeadOnly,
+    /// Content-Length: this many bytes still to send.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// Close-delimited (HTTP/1.0 with unknown length).
+    Close,
+    /// After a 101: raw bytes.
+    Raw,
+}
+
+/// The Connection header the application gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AppConnection {
+    None,
+    /// Contains the `close` option.
+    Close,
+    /// Something else (kept verbatim when compatible).
+    Other,
+}
+
+/// Per-connection response state; reset for each request by [`Response::begin`].
+pub(crate) struct Response {
+    pub(crate) link: Shared,
+    pub(crate) date: DateCache,
+    version: Version,
+    is_head: bool,
+    keep_alive: bool,
+    upgrade_allowed: bool,
+    started: bool,
+    code: u16,
+    status: Vec<u8>,
+    headers: Vec<u8>,
+    scratch: Vec<u8>,
+    connection: Vec<u8>,
+    app_connection: AppConnection,
+    app_length: Option<u64>,
+    app_date: bool,
+    head_sent: bool,
+    mode: Mode,
+    /// Bytes of this response written to the connection (head included).
+    pub(crate) bytes_sent: u64,
+    /// The connection closes after this response.
+    pub(crate) close: bool,
+    /// The status code actually sent (0: none).
+    pub(crate) sent_code: u16,
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Response")
+            .field("code", &self.code)
+            .field("started", &self.started)
+            .field("head_sent", &self.head_sent)
+            .field("mode", &self.mode)
+            .field("bytes_sent", &self.bytes_sent)
+            .field("close", &self.close)
+            .finish()
+    }
+}
+
+/// RFC 9110 reason phrases of the statuses the server itself sends.
+pub(crate) fn reason(code: u16) -> &'static str {
+    match code {
+        100 => "Continue",
+        400 => "Bad Request",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        417 => "Expectation Failed",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        505 => "HTTP Version Not Supported",
+        _ => "Error",
+    }
+}
+
+/// RFC 9110 `tchar`, as a table.
+static TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_'
+                    | b'`' | b'|' | b'~'
+            );
+        i += 1;
+    }
+    table
+};
+
+fn validate_name(name: &str) -> Result<(), ResponseError> {
+    if !name.is_empty() && name.bytes().all(|b| TCHAR[b as usize]) {
+        return Ok(());
+    }
+    if name.bytes().any(|b| b == b'\r' || b == b'\n') {
+        return Err(ResponseError::Newline("header name"));
+    }
+    Err(ResponseError::InvalidHeaderName(name.to_owned()))
+}
+
+/// Checks that `text` can go on the wire as latin-1: no CR/LF (header injection), no other control
+/// character but HTAB, no character above U+00FF.
+#[inline]
+fn validate_text(
+    text: &str,
+    newline: &'static str,
+    invalid: impl Fn() -> ResponseError,
+) -> Result<(), ResponseError> {
+    // fast path: printable ASCII only
+    if text.bytes().all(|b| (b' '..0x7f).contains(&b)) {
+        return Ok(());
+    }
+    if text.bytes().any(|b| b == b'\r' || b == b'\n') {
+        return Err(ResponseError::Newline(newline));
+    }
+    for ch in text.chars() {
+        let code = u32::from(ch);
+        if code > 0xff {
+            return Err(ResponseError::NonLatin1(text.to_owned()));
+        }
+        if (code < 0x20 && ch != '\t') || (0x7f..0xa0).contains(&code) {
+            return Err(invalid());
+        }
+    }
+    Ok(())
+}
+
+/// Appends `text` (already validated) to `out` as latin-1.
+fn push_latin1(out: &mut Vec<u8>, text: &str) {
+    if text.is_ascii() {
+        out.extend_from_slice(text.as_bytes());
+    } else {
+        out.extend(text.chars().map(|ch| u32::from(ch).min(0xff) as u8));
+    }
+}
+
+fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    if n < 10 {
+        out.push(b'0' + n as u8);
+        return;
+    }
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    while n > 0 {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    for &digit in &digits[i..] {
+        out.push(digit);
+    }
+}
+
+/// Appends `n` in lower-case hex; returns the number of digits.
+fn push_hex(out: &mut Vec<u8>, mut n: usize) -> usize {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 16];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = HEX[n & 15];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+    digits.len() - i
+}
+
+impl Response {
+    pub(crate) fn new(link: Shared) -> Response {
+        Response {
+            link,
+            date: DateCache::new(),
+            version: Version::Http11,
+            is_head: false,
+            keep_alive: true,
+            upgrade_allowed: false,
+            started: false,
+            code: 0,
+            status: Vec::new(),
+            headers: Vec::new(),
+            scratch: Vec::new(),
+            connection: Vec::new(),
+            app_connection: AppConnection::None,
+            app_length: None,
+            app_date: false,
+            head_sent: false,
+            mode: Mode::Pending,
+            bytes_sent: 0,
+            close: false,
+            sent_code: 0,
+        }
+    }
+
+    /// Resets the state for a new request.
+    pub(crate) fn begin(&mut self, head: &RequestHead, keep_alive: bool) {
+        self.version = head.version;
+        self.is_head = head.is_head;
+        self.keep_alive = keep_alive;
+        self.upgrade_allowed = head.upgrade && head.version == Version::Http11;
+        self.started = false;
+        self.code = 0;
+        self.status.clear();
+        self.headers.clear();
+        self.connection.clear();
+        self.app_connection = AppConnection::None;
+        self.app_length = None;
+        self.app_date = false;
+        self.head_sent = false;
+        self.mode = Mode::Pending;
+        self.bytes_sent = 0;
+        self.close = !keep_alive;
+        self.sent_code = 0;
+        let mut link = self.link.borrow_mut();
+        link.response_started = false;
+        link.upgraded = false;
+    }
+
+    /// Resets for a canned response outside any request (no head was parsed).
+    pub(crate) fn begin_reject(&mut self) {
+        self.head_sent = false;
+        self.bytes_sent = 0;
+        self.sent_code = 0;
+        self.close = true;
+    }
+
+    pub(crate) fn head_sent(&self) -> bool {
+        self.head_sent
+    }
+
+    /// `start_response(status, headers)`. Validates everything before changing any state, so a
+    /// failed call leaves a previous successful one in force.
+    pub(crate) fn start(&mut self, status: &str, headers: &[(&str, &str)]) -> Result<(), ResponseError> {
+        if self.head_sent {
+            return Err(ResponseError::HeadersAlreadySent);
+        }
+        let code = self.parse_status(status)?;
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        let mut connection = Vec::new();
+        let mut app_connection = AppConnection::None;
+        let mut app_length = None;
+        let mut app_date = false;
+        let res = (|| {
+            for &(name, value) in headers {
+                validate_name(name)?;
+                let start = buf.len();
+                validate_text(value, "header value", || {
+                    ResponseError::InvalidHeaderValue(name.to_owned())
+                })?;
+                buf.extend_from_slice(name.as_bytes());
+                buf.extend_from_slice(b": ");
+                push_latin1(&mut buf, value);
+                let mut keep = true;
+                let special = matches!(name.len(), 4 | 10 | 14 | 17);
+                if !special {
+                    // nothing to check
+                } else if name.eq_ignore_ascii_case("content-length") {
+                    if app_length.is_some() {
+                        return Err(ResponseError::InvalidContentLength(
+                            "Content-Length given twice".to_owned(),
+                        ));
+                    }
+                    let text = value.trim_matches([' ', '\t']);
+                    let n = (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+                        .then(|| text.parse::<u64>().ok())
+                        .flatten()
+                        .ok_or_else(|| {
+                            ResponseError::InvalidContentLength(format!(
+                                "invalid Content-Length: {value:?}"
+                            ))
+                        })?;
+                    if (code == 204 || code == 304) && n != 0 {
+                        return Err(ResponseError::InvalidContentLength(format!(
+                            "Invalid Content-Length for {code} response: '{value}' (must be absent or zero)"
+                        )));
+                    }
+                    app_length = Some(n);
+                    // RFC 9110 8.6: "A server MUST NOT send a Content-Length header field in any
+                    // response with a status code of 1xx (Informational) or 204 (No Content)."
+                    keep = code != 204 && code >= 200;
+                } else if name.eq_ignore_ascii_case("connection") {
+                    if value.split(',').any(|t| t.trim_matches([' ', '\t']).eq_ignore_ascii_case("close")) {
+                        app_connection = AppConnection::Close;
+                    } else if app_connection == AppConnection::None {
+                        app_connection = AppConnection::Other;
+                    }
+                    if !connection.is_empty() {
+                        connection.extend_from_slice(b", ");
+                    }
+                    connection.extend_from_slice(&buf[start + name.len() + 2..]);
+                    keep = false;
+                } else if name.eq_ignore_ascii_case("date") {
+                    app_date = true;
+                } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                    return Err(ResponseError::ForbiddenHeader(name.to_owned()));
+                }
+                if keep {
+                    buf.extend_from_slice(b"\r\n");
+                } else {
+                    buf.truncate(start);
+                }
+            }
+            Ok(())
+        })();
+        if let Err(err) = res {
+            self.scratch = buf;
+            return Err(err);
+        }
+        // commit
+        self.scratch = std::mem::replace(&mut self.headers, buf);
+        self.status.clear();
+        push_latin1(&mut self.status, status);
+        self.code = code;
+        self.connection = connection;
+        self.app_connection = app_connection;
+        self.app_length = app_length;
+        self.app_date = app_date;
+        self.started = true;
+        Ok(())
+    }
+
+    fn parse_status(&self, status: &str) -> Result<u16, ResponseError> {
+        if status.bytes().any(|b| b == b'\r' || b == b'\n') {
+            return Err(ResponseError::Newline("status"));
+        }
+        let bytes = status.as_bytes();
+        let well_formed = bytes.len() >= 3
+            && bytes[..3].iter().all(u8::is_ascii_digit)
+            && (bytes.len() == 3 || bytes[3] == b' ');
+        if !well_formed || bytes[0] == b'0' {
+            return Err(ResponseError::InvalidStatus(status.to_owned()));
+        }
+        let code = u16::from(bytes[0] - b'0') * 100
+            + u16::from(bytes[1] - b'0') * 10
+            + u16::from(bytes[2] - b'0');
+        // the reason phrase characters too
+        validate_text(status, "status", || ResponseError::InvalidStatus(status.to_owned()))?;
+        if (100..200).contains(&code) && code != 101 {
+            return Err(ResponseError::InvalidStatus(format!(
+                "{status} (an informational status cannot be the final response)"
+            )));
+        }
+        if code == 101 && !self.upgrade_allowed {
+            return Err(ResponseError::InvalidStatus(format!(
+                "{status} (only for an HTTP/1.1 request asking for an upgrade)"
+            )));
+        }
+        Ok(code)
+    }
+
+    /// Serialises the head into the output buffer. `known_len`: the total body length, when the
+    /// whole body is already known.
+    fn send_head(&mut self, known_len: Option<u64>) {
+        let code = self.code;
+        let mut length_header = None;
+        let mut chunked = false;
+        self.mode = if code == 101 {
+            self.close = true;
+            Mode::Raw
+        } else if code < 200 || code == 204 || code == 304 {
+            Mode::NoBody
+        } else if let Some(n) = self.app_length {
+            if self.is_head { Mode::HeadOnly } else { Mode::Length(n) }
+        } else if let Some(n) = known_len {
+            length_header = Some(n);
+            if self.is_head { Mode::HeadOnly } else { Mode::Length(n) }
+        } else if self.is_head {
+            // unknown length: no framing header (RFC 9110 9.3.2 lets us omit what is only known
+            // while generating the content)
+            Mode::HeadOnly
+        } else if self.version == Version::Http11 {
+            chunked = true;
+            Mode::Chunked
+        } else {
+            // RFC 9112 6.3 (8): the body ends when the connection closes.
+            self.close = true;
+            Mode::Close
+        };
+        if self.app_connection == AppConnection::Close {
+            self.close = true;
+        }
+        let mut link = self.link.borrow_mut();
+        let before = link.wbuf.len();
+        let wbuf = &mut link.wbuf;
+        wbuf.extend_from_slice(b"HTTP/1.1 ");
+        wbuf.extend_from_slice(&self.status);
+        wbuf.extend_from_slice(b"\r\n");
+        wbuf.extend_from_slice(&self.headers);
+        if code == 101 {
+            if !self.connection.is_empty() {
+                wbuf.extend_from_slice(b"Connection: ");
+                wbuf.extend_from_slice(&self.connection);
+                wbuf.extend_from_slice(b"\r\n");
+            }
+        } else if self.close {
+            if self.app_connection == AppConnection::Close {
+                wbuf.extend_from_slice(b"Connection: ");
+                wbuf.extend_from_slice(&self.connection);
+                wbuf.extend_from_slice(b"\r\n");
+            } else {
+                wbuf.extend_from_slice(b"Connection: close\r\n");
+            }
+        } else if self.app_connection == AppConnection::Other {
+            wbuf.extend_from_slice(b"Connection: ");
+            wbuf.extend_from_slice(&self.connection);
+            wbuf.extend_from_slice(b"\r\n");
+        } else if self.version == Version::Http10 {
+            wbuf.extend_from_slice(b"Connection: keep-alive\r\n");
+        }
+        if !self.app_date {
+            wbuf.extend_from_slice(b"Date: ");
+            wbuf.extend_from_slice(self.date.http_date());
+            wbuf.extend_from_slice(b"\r\n");
+        }
+        if let Some(n) = length_header {
+            wbuf.extend_from_slice(b"Content-Length: ");
+            push_decimal(wbuf, n);
+            wbuf.extend_from_slice(b"\r\n");
+        }
+        if chunked {
+            wbuf.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        }
+        wbuf.extend_from_slice(b"\r\n");
+        self.bytes_sent += (link.wbuf.len() - before) as u64;
+        link.response_started = true;
+        if code == 101 {
+            link.upgraded = true;
+        }
+        self.head_sent = true;
+        self.sent_code = code;
+    }
+
+    /// Writes body bytes in the current framing (sending the head first if needed).
+    /// `flush`: write them out now (streaming) rather than batching.
+    pub(crate) fn write_data(&mut self, data: &[u8], flush: bool) -> Result<(), Failure> {
+        if !self.started {
+            return Err(Failure::Protocol(ResponseError::NotStarted));
+        }
+        if !self.head_sent {
+            if !data.is_empty() && (self.code == 204 || self.code == 304) {
+                return Err(Failure::Protocol(ResponseError::NoBodyAllowed(self.code)));
+            }
+            self.send_head(None);
+        }
+        let mut link = self.link.borrow_mut();
+        if link.dead {
+            return Err(Failure::Disconnect(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the client connection is closed",
+            )));
+        }
+        let (res, added) = match self.mode {
+            Mode::Pending | Mode::HeadOnly => (Ok(()), 0),
+            Mode::NoBody => {
+                if !data.is_empty() {
+                    return Err(Failure::Protocol(ResponseError::NoBodyAllowed(self.code)));
+                }
+                (Ok(()), 0)
+            }
+            Mode::Length(remaining) => {
+                let take = usize::try_from(remaining).map_or(data.len(), |r| r.min(data.len()));
+                self.mode = Mode::Length(remaining - take as u64);
+                let res = link.write_through(&data[..take]);
+                if take < data.len() {
+                    // never send more than declared: that would desynchronise the connection
+                    self.close = true;
+                    self.bytes_sent += take as u64;
+                    let declared = self.app_length.unwrap_or(0);
+                    return Err(Failure::Protocol(ResponseError::LengthMismatch {
+                        declared,
+                        actual: declared - remaining + data.len() as u64,
+                    }));
+                }
+                (res, take)
+            }
+            Mode::Chunked => {
+                if data.is_empty() {
+                    (Ok(()), 0)
+                } else {
+                    let digits = push_hex(&mut link.wbuf, data.len());
+                    link.wbuf.extend_from_slice(b"\r\n");
+                    let res = link.write_through(data);
+                    link.wbuf.extend_from_slice(b"\r\n");
+                    (res, digits + 4 + data.len())
+                }
+            }
+            Mode::Close | Mode::Raw => (link.write_through(data), data.len()),
+        };
+        self.bytes_sent += added as u64;
+        let res = res.and_then(|()| {
+            if flush || link.wbuf.len() >= WBUF_FLUSH_AT { link.flush() } else { Ok(()) }
+        });
+        res.map_err(Failure::Disconnect)
+    }
+
+    /// Ends the body: the chunked terminator, or a check that a Content-Length was honoured.
+    pub(crate) fn finish(&mut self) -> Result<(), Failure> {
+        match self.mode {
+            Mode::Chunked => {
+                let mut link = self.link.borrow_mut();
+                if !link.dead {
+                    link.wbuf.extend_from_slice(b"0\r\n\r\n");
+                    self.bytes_sent += 5;
+                }
+                Ok(())
+            }
+            Mode::Length(remaining) if remaining > 0 => {
+                self.close = true;
+                let declared = self.app_length.unwrap_or(0);
+                Err(Failure::Protocol(ResponseError::LengthMismatch {
+                    declared,
+                    actual: declared - remaining,
+                }))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Sends the application's returned body (gevent: `process_result`), then ends it.
+    pub(crate) fn send_body(&mut self, body: Body) -> Result<(), Failure> {
+        if !self.started {
+            return Err(Failure::Protocol(ResponseError::NotStarted));
+        }
+        let (kind, _close_guard) = body.into_parts();
+        let kind = match kind {
+            BodyKind::Stream(iter) => {
+                if self.is_head {
+                    // a HEAD response never has a body: do not even run the iterator
+                    if !self.head_sent {
+                        self.send_head(None);
+                    }
+                    drop(iter);
+                    return Ok(());
+                }
+                for item in iter {
+                    let chunk = item.map_err(Failure::App)?;
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    self.write_data(&chunk, true)?;
+                }
+                if !self.head_sent {
+                    // an empty stream: the length is known after all
+                    self.send_head(Some(0));
+                }
+                return self.finish();
+            }
+            buffered => buffered,
+        };
+        let (single, list): (&[u8], &[Vec<u8>]) = match &kind {
+            BodyKind::Stream(_) | BodyKind::Empty => (&[], &[]),
+            BodyKind::Static(bytes) => (bytes, &[]),
+            BodyKind::Bytes(bytes) => (bytes, &[]),
+            BodyKind::List(list) => (&[], list),
+        };
+        let total = single.len() as u64 + list.iter().map(|part| part.len() as u64).sum::<u64>();
+        if !self.head_sent {
+            if total > 0 && (self.code == 204 || self.code == 304) {
+                return Err(Failure::Protocol(ResponseError::NoBodyAllowed(self.code)));
+            }
+            if let Some(declared) = self.app_length {
+                let checked = self.code >= 200 && self.code != 204 && self.code != 304;
+                if checked && !self.is_head && declared != total {
+                    return Err(Failure::Protocol(ResponseError::LengthMismatch {
+                        declared,
+                        actual: total,
+                    }));
+                }
+            }
+            self.send_head(Some(total));
+        }
+        if !single.is_empty() {
+            self.write_data(single, false)?;
+        }
+        for part in list {
+            if !part.is_empty() {
+                self.write_data(part, false)?;
+            }
+        }
+        self.finish()
+    }
+
+    /// Queues a canned error response (`Connection: close`, empty body).
+    pub(crate) fn send_error(&mut self, code: u16) {
+        let mut link = self.link.borrow_mut();
+        if link.dead {
+            return;
+        }
+        let before = link.wbuf.len();
+        let wbuf = &mut link.wbuf;
+        wbuf.extend_from_slice(b"HTTP/1.1 ");
+        push_decimal(wbuf, u64::from(code));
+        wbuf.push(b' ');
+        wbuf.extend_from_slice(reason(code).as_bytes());
+        wbuf.extend_from_slice(b"\r\nConnection: close\r\nContent-Length: 0\r\nDate: ");
+        wbuf.extend_from_slice(self.date.http_date());
+        wbuf.extend_from_slice(b"\r\n\r\n");
+        self.bytes_sent += (link.wbuf.len() - before) as u64;
+        link.response_started = true;
+        self.head_sent = true;
+        self.sent_code = code;
+        self.close = true;
+    }
+
+    /// Queues gevent's `500 Internal Server Error` (text/plain, body `Internal Server Error`).
+    pub(crate) fn send_internal_error(&mut self) {
+        const BODY: &[u8] = b"Internal Server Error";
+        let mut link = self.link.borrow_mut();
+        if link.dead {
+            return;
+        }
+        let before = link.wbuf.len();
+        let wbuf = &mut link.wbuf;
+        wbuf.extend_from_slice(
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 21\r\nDate: ",
+        );
+        wbuf.extend_from_slice(self.date.http_date());
+        wbuf.extend_from_slice(b"\r\n\r\n");
+        if !self.is_head {
+            wbuf.extend_from_slice(BODY);
+        }
+        self.bytes_sent += (link.wbuf.len() - before) as u64;
+        link.response_started = true;
+        self.head_sent = true;
+        self.sent_code = 500;
+        self.close = true;
+    }
+
+    /// Flushes the output buffer.
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
+        self.link.borrow_mut().flush()
+    }
+}
+
+/// The `start_response` callable handed to the application.
+///
+/// ```ignore
+/// start_response.call("200 OK", &[("Content-Type", "text/plain")])?;
+/// ```
+///
+/// - [`StartResponse::call`] may be called again to replace the status and headers as long as the
+///   head has not been sent (gevent's `exc_info` rule); afterwards it fails with
+///   [`ResponseError::HeadersAlreadySent`].
+/// - A CR or LF in the status, a header name or a header value is an error (no header injection);
+///   so are other control characters and characters above U+00FF (headers are latin-1).
+/// - The status must start with a 3-digit code (`"200"` alone is fine). 1xx statuses other than
+///   `101` are refused; `101` only for an HTTP/1.1 request that asked for an upgrade.
+/// - `Transfer-Encoding` is the server's business and refused. A Content-Length other than 0 on a
+///   204 or 304 is refused with gevent's message.
+///
+/// gevent: `WSGIHandler.start_response`.
+pub struct StartResponse<'a> {
+    resp: &'a mut Response,
+}
+
+impl fmt::Debug for StartResponse<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StartResponse")
+            .field("status", &String::from_utf8_lossy(&self.resp.status))
+            .field("headers_sent", &self.resp.head_sent)
+            .finish()
+    }
+}
+
+impl<'a> StartResponse<'a> {
+    pub(crate) fn new(resp: &'a mut Response) -> StartResponse<'a> {
+        StartResponse { resp }
+    }
+
+    /// Sets the response status and headers, and returns the `write` callable.
+    ///
+    /// # Errors
+    ///
+    /// A [`ResponseError`] for an invalid status or header, or when the head was already sent; a
+    /// failed call changes nothing.
+    pub fn call(&mut self, status: &str, headers: &[(&str, &str)]) -> Result<Writer<'_>, ResponseError> {
+        self.resp.start(status, headers)?;
+        Ok(Writer { resp: &mut *self.resp })
+    }
+
+    /// The `write` callable again (after a successful [`StartResponse::call`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ResponseError::NotStarted`] before `call`.
+    pub fn writer(&mut self) -> Result<Writer<'_>, ResponseError> {
+        if !self.resp.started {
+            return Err(ResponseError::NotStarted);
+        }
+        Ok(Writer { resp: &mut *self.resp })
+    }
+
+    /// Whether the response head has been sent (then `call` can no longer change it).
+    pub fn headers_sent(&self) -> bool {
+        self.resp.head_sent
+    }
+
+    /// The status code set by the last successful `call` (0 before).
+    pub fn status_code(&self) -> u16 {
+        self.resp.code
+    }
+}
+
+/// The `write` callable returned by [`StartResponse::call`] (PEP 3333 "the write() callable").
+///
+/// The first write sends the head (a `write(b"")` sends only the head); each write goes out
+/// immediately. Without an application Content-Length, a response using `write` is chunked on
+/// HTTP/1.1 and close-delimited on HTTP/1.0. After a `101`, bytes are written raw.
+pub struct Writer<'a> {
+    resp: &'a mut Response,
+}
+
+impl fmt::Debug for Writer<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Writer").field("headers_sent", &self.resp.head_sent).finish()
+    }
+}
+
+impl Writer<'_> {
+    /// Writes `data` to the client now (all of it or an error).
+    ///
+    /// # Errors
+    ///
+    /// `ErrorKind::InvalidInput` wrapping a [`ResponseError`] for a body on a 204/304 response or
+    /// more bytes than the declared Content-Length; the I/O error when the client is gone.
+    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.resp.write_data(data, true).map_err(|failure| match failure {
+            Failure::Protocol(err) => err.into(),
+            Failure::Disconnect(err) => err,
+            Failure::App(err) => io::Error::other(err),
+        })
+    }
+}
+
+impl io::Write for Writer<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        Writer::write(self, data)?;
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.resp.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::head::{self, Limits};
+    use super::super::input::tests::mem_link;
+    use super::*;
+
+    const LIMITS: Limits = Limits { max_request_line: 8192, max_header_block: 65536, max_body: None };
+
+    fn response_for(request: &[u8]) -> (Response, std::sync::Arc<std::sync::Mutex<super::super::input::tests::MemState>>) {
+        let mut rh = RequestHead::default();
+        head::parse(request, &mut rh, &LIMITS).unwrap().unwrap();
+        let (link, state) = mem_link(b"", 1);
+        let mut resp = Response::new(link);
+        resp.begin(&rh, rh.keep_alive);
+        (resp, state)
+    }
+
+    fn wire(resp: &mut Response, state: &std::sync::Arc<std::sync::Mutex<super::super::input::tests::MemState>>) -> String {
+        resp.flush().unwrap();
+        let out = std::mem::take(&mut state.lock().unwrap().output);
+        let text = String::from_utf8(out).unwrap();
+        // blank out the date
+        let mut lines: Vec<String> = text.split("\r\n").map(str::to_owned).collect();
+        for line in &mut lines {
+            if line.starts_with("Date: ") {
+                *line = "Date: X".to_owned();
+            }
+        }
+        lines.join("\r\n")
+    }
+
+    const GET11: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    const GET10: &[u8] = b"GET / HTTP/1.0\r\n\r\n";
+    const GET10KA: &[u8] = b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+    const HEAD11: &[u8] = b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n";
+
+    #[test]
+    fn buffered_body_gets_content_length() {
+        let (mut resp, st) = response_for(GET11);
+        resp.start("200 OK", &[("Content-Type", "text/plain")]).unwrap();
+        resp.send_body(vec![b"hello ".to_vec(), b"world".to_vec()].into()).ok().unwrap();
+        assert_eq!(
+            wire(&mut resp, &st),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: X\r\nContent-Length: 11\r\n\r\nhello world"
+        );
+        assert!(!resp.close);
+        assert_eq!(resp.bytes_sent, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: Sat, 21 Nov 2026 15:00:31 GMT\r\nContent-Length: 11\r\n\r\nhello world".len() as u64);
+    }
+
+    #[test]
+    fn http10_connection_headers() {
+        let (mut resp, st) = response_for(GET10);
+        resp.start("200 OK", &[]).unwrap();
+        resp.send_body(Body::from("hi")).ok().unwrap();
+        assert_eq!(wire(&mut resp, &st), "HTTP/1.1 200 OK\r\nConnection: close\r\nDate: X\r\nContent-Length: 2\r\n\r\nhi");
+        assert!(resp.close);
+        let (mut resp, st) = response_for(GET10KA);
+        resp.start("200 OK", &[]).unwrap();
+        resp.send_body(Body::from("hi")).ok().unwrap();
+        assert_eq!(wire(&mut resp, &st), "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nDate: X\r\nContent-Length: 2\r\n\r\nhi");
+        assert!(!resp.close);
+        // streamed on 1.0: close-delimited, even if keep-alive was asked
+        let (mut resp, st) = response_for(GET10KA);
+        resp.start("200 OK", &[]).unwrap();
+        resp.send_body(Body::stream(vec![b"a".to_vec(), b"b".to_vec()])).ok().unwrap();
+        assert_eq!(wire(&mut resp, &st), "HTTP/1.1 200 OK\r\nConnection: close\r\nDate: X\r\n\r\nab");
+        assert!(resp.close);
+    }
+
+    #[test]
+    fn streamed_body_is_chunked() {
+        let (mut resp, st) = response_for(GET11);
+        resp.start("200 OK", &[]).unwrap();
+        resp.send_body(Body::stream(vec![b"this".to_vec(), Vec::new(), b"is".to_vec(), b"chunked".to_vec()]))
+            .ok()
+            .unwrap();
+        assert_eq!(
+            wire(&mut resp, &st),
+            "HTTP/1.1 200 OK\r\nDate: X\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nthis\r\n2\r\nis\r\n7\r\nchunked\r\n0\r\n\r\n"
+        );
+        // an empty stream has a known length after all
+        let (mut resp, st) = response_for(GET11);
+        resp.start("200 OK", &[]).unwrap();
+        resp.send_body(Body::stream(vec![Vec::new(), Vec::new()])).ok().unwrap();
+        assert_eq!(wire(&mut resp, &st), "HTTP/1.1 200 OK\r\nDate: X\r\nContent-Length: 0\r\n\r\n");
+    }
+
+    #[test]
+    fn head_responses_never_carry_a_body() {
+        let (mut resp, st) = response_for(HEAD11);
+        resp.start("200 OK", &[]).unwrap();
+        resp.send_body(Body::from("hello")).ok().unwrap();
+        assert_eq!(wire(&mut resp, &st), "HTTP/1.1 200 OK\r\nDate: X\r\nContent-Length: 5\r\n\r\n");
+        let (mut resp, st) = response_for(HEAD11);
+        resp.start("200 OK", &[("Content-Length", "100")]).unwrap();
+        resp.send_body(Body::empty()).ok().unwrap();
+        assert_eq!(wire(&mut resp, &st), "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nDate: X\r\n\r\n");
+        let (mut resp, st) = response_for(HEAD11);
+        resp.start("200 OK", &[]).unwrap();
+        let ran = std::rc::Rc::new(std::cell::Cell::new(false));
+        let ran2 = ran.clone();
+        resp.send_body(Body::stream(std::iter::from_fn(move || {
+            ran2.set(true);
+            None::<Vec<u8>>
+        })))
+        .ok()
+        .unwrap();
+        assert_eq!(wire(&mut resp, &st), "HTTP/1.1 200 OK\r\nDate: X\r\n\r\n");
+        assert!(!ran.get(), "the iterator of a HEAD response is not run");
+        assert!(!resp.close);
+    }
+
+    #[test]
+    fn no_body_statuses() {
+        for status in ["204 No Content", "304 Not Modified"] {
+            let (mut resp, st) = response_for(GET11);
+            resp.start(status, &[]).unwrap();
+            resp.send_body(Body::stream(vec![Vec::new(), Vec::new()])).ok().unwrap();
+            assert_eq!(wire(&mut resp, &st), format!("HTTP/1.1 {status}\r\nDate: X\r\n\r\n"));
+            let (mut resp, _) = response_for(GET11);
+            resp.start(status, &[]).unwrap();
+            let err = resp.send_body(Body::from("body")).err().unwrap();
+            let code = &status[..3];
+            assert!(matches!(err, Failure::Protocol(ref e) if e.to_string() == format!("The {code} response must have no body")));
+            let (mut resp, _) = response_for(GET11);
+            let err = resp.start(status, &[("Content-Length", "100")]).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("Invalid Content-Length for {code} response: '100' (must be absent or zero)")
+            );
+        }
+        // 204 + Content-Length: 0 -> header dropped; 304 + Content-Length: 0 -> kept
+        let (mut resp, st) = response_for(GET11);
+        resp.start("204 No Content", &[("Content-Length", "0")]).unwrap();
+        resp.send_body(Body::empty()).ok().unwrap();
+        assert_eq!(wire(&mut resp, &st), "HTTP/1.1 204 No Content\r\nDate: X\r\n\r\n");
+        let (mut resp, st) = response_for(GET11);
+        resp.start("304 Not Modified", &[("Content-Length", "0")]).unwrap();
+        resp.send_body(Body::empty()).ok().unwrap();
+        assert_eq!(wire(&mut resp, &st), "HTTP/1.1 304 Not Modified\r\nContent-Length: 0\r\nDate: X\r\n\r\n");
+    }
+
+    #[test]
+    fn header_injection_is_refused() {
+        let (mut resp, _) = response_for(GET11);
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: [Case<'_>; 3] = [
+            ("200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", &[], "carriage return or newline in status"),
+            ("200 OK", &[("Test", "Hi\r\nConnection: close")], "carriage return or newline in header value"),
+            ("200 OK", &[("Test\r\n", "Hi")], "carriage return or newline in header name"),
+        ];
+        for (status, headers, message) in cases {
+            assert_eq!(resp.start(status, headers).unwrap_err().to_string(), message);
+        }
+        assert!(matches!(resp.start("200 OK", &[("X", "a\0b")]), Err(ResponseError::InvalidHeaderValue(_))));
+        assert!(matches!(resp.start("200 OK", &[("X Y", "a")]), Err(ResponseError::InvalidHeaderName(_))));
+        assert!(matches!(resp.start("200 OK", &[("", "a")]), Err(ResponseError::InvalidHeaderName(_))));
+        assert!(matches!(resp.start("200 OK", &[("X", "\u{1f4a3}")]), Err(ResponseError::NonLatin1(_))));
+        assert!(matches!(resp.start("200 OK", &[("Transfer-Encoding", "chunked")]), Err(ResponseError::ForbiddenHeader(_))));
+        assert!(matches!(resp.start("200 OK", &[("Content-Length", "abc")]), Err(ResponseError::InvalidContentLength(_))));
+        assert!(matches!(resp.start("200 OK", &[("Content-Length", "1"), ("content-length", "1")]), Err(ResponseError::InvalidContentLength(_))));
+        for bad in ["abc", "20", "2000 OK", "200OK", "099 X", "100 Continue", "101 Switching Protocols", "200 O\u{1}K"] {
+            assert!(matches!(resp.start(bad, &[]), Err(ResponseError::InvalidStatus(_))), "{bad}");
+        }
+        assert!(!resp.started, "failed calls change nothing");
+    }
+
+    #[test]
+    fn status_alone_and_latin1() {
+        let (mut resp, st) = response_for(GET11);
+        resp.start("200", &[("X-Name", "caf\u{e9}")]).unwrap();
+        resp.send_body(Body::empty()).ok().unwrap();
+        let out = {
+            resp.flush().unwrap();
+            std::mem::take(&mut st.lock().unwrap().output)
+        };
+        assert!(out.starts_with(b"HTTP/1.1 200\r\nX-Name: caf\xe9\r\n"));
+    }
+
+    #[test]
+    fn start_response_replaces_until_sent() {
+        let (mut resp, st) = response_for(GET11);
+        resp.start("500 Oops", &[("X-A", "1")]).unwrap();
+        resp.start("200 OK", &[("X-B", "2")]).unwrap();
+        resp.write_data(b"", true).ok().unwrap();
+        assert_eq!(resp.start("404 Not Found", &[]).unwrap_err(), ResponseError::HeadersAlreadySent);
+        resp.send_body(Body::from("x")).ok().unwrap();
+        assert_eq!(
+            wire(&mut resp, &st),
+            "HTTP/1.1 200 OK\r\nX-B: 2\r\nDate: X\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn write_with_declared_length() {
+        let (mut resp, st) = response_for(GET11);
+        resp.start("200 OK", &[("Content-Length", "8")]).unwrap();
+        resp.write_data(b"abcde", true).ok().unwrap();
+        resp.send_body(Body::from("end")).ok().unwrap();
+        assert_eq!(wire(&mut resp, &st), "HTTP/1.1 200 OK\r\nContent-Length: 8\r\nDate: X\r\n\r\nabcdeend");
+        assert!(!resp.close);
+        // too long: truncated and closed
+        let (mut resp, st) = response_for(GET11);
+        resp.start("200 OK", &[("Content-Length", "3")]).unwrap();
+        assert!(resp.write_data(b"abcde", true).is_err());
+        assert!(resp.close);
+        assert_eq!(wire(&mut resp, &st), "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nDate: X\r\n\r\nabc");
+        // too short: closed
+        let (mut resp, _) = response_for(GET11);
+        resp.start("200 OK", &[("Content-Length", "10")]).unwrap();
+        resp.write_data(b"abc", true).ok().unwrap();
+        assert!(resp.send_body(Body::empty()).is_err());
+        assert!(resp.close);
+        // a buffered body that contradicts its Content-Length is refused before anything is sent
+        let (mut resp, _) = response_for(GET11);
+        resp.start("200 OK", &[("Content-Length", "10")]).unwrap();
+        assert!(resp.send_body(Body::from("abc")).is_err());
+        assert!(!resp.head_sent());
+    }
+
+    #[test]
+    fn connection_header_rules() {
+        let (mut resp, st) = response_for(GET11);
+        resp.start("200 OK", &[("Connection", "close")]).unwrap();
+        resp.send_body(Body::from("x")).ok().unwrap();
+        assert_eq!(wire(&mut resp, &st), "HTTP/1.1 200 OK\r\nConnection: close\r\nDate: X\r\nContent-Length: 1\r\n\r\nx");
+        assert!(resp.close);
+        let (mut resp, st) = response_for(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+        resp.start("200 OK", &[("Connection", "keep-alive")]).unwrap();
+        resp.send_body(Body::from("x")).ok().unwrap();
+        assert_eq!(wire(&mut resp, &st), "HTTP/1.1 200 OK\r\nConnection: close\r\nDate: X\r\nContent-Length: 1\r\n\r\nx");
+        assert!(resp.close);
+    }
+
+    #[test]
+    fn upgrade() {
+        let (mut resp, _) = response_for(GET11);
+        assert!(resp.start("101 Switching Protocols", &[]).is_err());
+        let (mut resp, st) = response_for(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+        resp.start("101 Switching Protocols", &[("Upgrade", "websocket"), ("Connection", "Upgrade")]).unwrap();
+        resp.write_data(b"", true).ok().unwrap();
+        resp.send_body(vec![b"upgrading to".to_vec(), b"websocket".to_vec()].into()).ok().unwrap();
+        assert_eq!(
+            wire(&mut resp, &st),
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nDate: X\r\n\r\nupgrading towebsocket"
+        );
+        assert!(resp.close);
+        assert!(resp.link.borrow().upgraded);
+    }
+
+    #[test]
+    fn canned_responses() {
+        let (mut resp, st) = response_for(GET11);
+        resp.send_error(414);
+        assert_eq!(wire(&mut resp, &st), "HTTP/1.1 414 URI Too Long\r\nConnection: close\r\nContent-Length: 0\r\nDate: X\r\n\r\n");
+        let (mut resp, st) = response_for(GET11);
+        resp.send_internal_error();
+        assert_eq!(
+            wire(&mut resp, &st),
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 21\r\nDate: X\r\n\r\nInternal Server Error"
+        );
+        let (mut resp, st) = response_for(HEAD11);
+        resp.send_internal_error();
+        assert!(wire(&mut resp, &st).ends_with("Content-Length: 21\r\nDate: X\r\n\r\n"));
+    }
+
+    #[test]
+    fn large_chunks_are_written_through() {
+        let (mut resp, st) = response_for(GET11);
+        resp.start("200 OK", &[]).unwrap();
+        let big = vec![b'a'; 8192];
+        resp.send_body(Body::stream(vec![big.clone(), big.clone(), big.clone()])).ok().unwrap();
+        let text = wire(&mut resp, &st);
+        let body_start = text.find("\r\n\r\n").unwrap() + 4;
+        let expected: String = (0..3).map(|_| format!("2000\r\n{}\r\n", "a".repeat(8192))).collect::<String>() + "0\r\n\r\n";
+        assert_eq!(&text[body_start..], expected);
+        assert_eq!(resp.bytes_sent as usize, text.len() - "Date: X".len() + "Date: Sat, 21 Nov 2026 15:00:31 GMT".len());
+    }
+}
