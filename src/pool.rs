@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -50,13 +51,33 @@ struct PoolInner {
     state: Mutex<PoolState>,
 }
 
+/// Member ids are sequential: hash them as they are (no SipHash on the accept path).
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id;
+    }
+}
+
+type Ids = BuildHasherDefault<IdHasher>;
+
 #[derive(Default)]
 struct PoolState {
     next_id: u64,
     /// Running members. `None` while the member is being spawned.
-    live: HashMap<u64, Option<Coroutine>>,
+    live: HashMap<u64, Option<Coroutine>, Ids>,
     /// Members already sent a cancel by `kill`.
-    cancelled: HashSet<u64>,
+    cancelled: HashSet<u64, Ids>,
     /// Fired when `live` becomes empty.
     join_waiters: Vec<Arc<SyncFlag>>,
 }
@@ -96,7 +117,9 @@ impl Drop for Member {
         let waiters = {
             let mut state = self._permit.pool.lock();
             state.live.remove(&self.id);
-            state.cancelled.remove(&self.id);
+            if !state.cancelled.is_empty() {
+                state.cancelled.remove(&self.id);
+            }
             if state.live.is_empty() {
                 std::mem::take(&mut state.join_waiters)
             } else {
