@@ -1,6 +1,6 @@
 //! The access log line (gevent's `format_request`) and a minimal stderr drain for the error log.
 
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::time::Duration;
 
@@ -63,43 +63,12 @@ pub(crate) fn write_line(sink: &AccessLog, line: &mut String) {
         AccessLog::Writer(writer) => {
             line.push('\n');
             // held only for this write; nothing here yields to the coroutine scheduler
-            let mut writer = writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut writer = writer
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let _ = writer.write_all(line.as_bytes());
             let _ = writer.flush();
         }
-    }
-}
-
-/// A small `slog` drain writing `LEVEL message key=value...` lines to standard error; the default
-/// error log. Use any other drain (slog-term, slog-async...) through
-/// [`WsgiConfig::error_log`](super::WsgiConfig::error_log).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct StderrDrain;
-
-struct KvLine<'a>(&'a mut String);
-
-impl slog::Serializer for KvLine<'_> {
-    fn emit_arguments(&mut self, key: slog::Key, val: &fmt::Arguments<'_>) -> slog::Result {
-        let _ = write!(self.0, " {key}={val}");
-        Ok(())
-    }
-}
-
-impl slog::Drain for StderrDrain {
-    type Ok = ();
-    type Err = slog::Never;
-
-    fn log(&self, record: &slog::Record<'_>, values: &slog::OwnedKVList) -> Result<(), slog::Never> {
-        let mut line = String::with_capacity(128);
-        let _ = write!(line, "{} {}", record.level().as_str(), record.msg());
-        {
-            let mut kv = KvLine(&mut line);
-            let _ = slog::KV::serialize(&record.kv(), record, &mut kv);
-            let _ = slog::KV::serialize(values, record, &mut kv);
-        }
-        line.push('\n');
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
-        Ok(())
     }
 }
 
@@ -120,10 +89,24 @@ mod tests {
             126,
             Some(Duration::from_nanos(125_000)),
         );
-        assert_eq!(out, "127.0.0.1 - - [2026-11-21 15:08:43] \"GET / HTTP/1.1\" 200 126 0.000125");
+        assert_eq!(
+            out,
+            "127.0.0.1 - - [2026-11-21 15:08:43] \"GET / HTTP/1.1\" 200 126 0.000125"
+        );
         out.clear();
-        format_request(&mut out, None, "2026-11-21 15:08:43", b"de\r\n\\\"", 0, 0, None);
-        assert_eq!(out, "- - - [2026-11-21 15:08:43] \"de\\x0d\\x0a\\x5c\"\" 000 - -");
+        format_request(
+            &mut out,
+            None,
+            "2026-11-21 15:08:43",
+            b"de\r\n\\\"",
+            0,
+            0,
+            None,
+        );
+        assert_eq!(
+            out,
+            "- - - [2026-11-21 15:08:43] \"de\\x0d\\x0a\\x5c\"\" 000 - -"
+        );
     }
 
     #[derive(Clone)]

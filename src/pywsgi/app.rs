@@ -21,7 +21,9 @@ pub type AppResult = Result<Body, AppError>;
 /// Implemented for every `Fn(&mut Environ, &mut StartResponse<'_>) -> AppResult + Send + Sync +
 /// 'static`, so a plain function is an application:
 ///
-/// ```ignore
+/// ```
+/// use may_gevent::pywsgi::{AppResult, Environ, StartResponse};
+///
 /// fn application(env: &mut Environ, start_response: &mut StartResponse<'_>) -> AppResult {
 ///     if env.path_info() == "/" {
 ///         start_response.call("200 OK", &[("Content-Type", "text/html")])?;
@@ -30,6 +32,8 @@ pub type AppResult = Result<Body, AppError>;
 ///     start_response.call("404 Not Found", &[("Content-Type", "text/html")])?;
 ///     Ok(vec![b"<h1>Not Found</h1>".to_vec()].into())
 /// }
+/// # fn is_app<A: may_gevent::pywsgi::Application>(_: A) {}
+/// # is_app(application);
 /// ```
 ///
 /// A panic in the application is caught and treated like an error (500, or close), except the
@@ -112,7 +116,10 @@ impl fmt::Debug for Body {
             BodyKind::List(list) => format!("{} buffers", list.len()),
             BodyKind::Stream(_) => "stream".to_owned(),
         };
-        f.debug_struct("Body").field("kind", &kind).field("on_close", &self.close.is_some()).finish()
+        f.debug_struct("Body")
+            .field("kind", &kind)
+            .field("on_close", &self.close.is_some())
+            .finish()
     }
 }
 
@@ -125,7 +132,10 @@ impl Default for Body {
 impl Body {
     /// An empty body (`Content-Length: 0`).
     pub fn empty() -> Body {
-        Body { kind: BodyKind::Empty, close: None }
+        Body {
+            kind: BodyKind::Empty,
+            close: None,
+        }
     }
 
     /// A streamed body from any iterator of chunks (`Vec<u8>`, `String`, `&'static str`...).
@@ -151,7 +161,9 @@ impl Body {
     {
         Body {
             kind: BodyKind::Stream(Box::new(
-                chunks.into_iter().map(|item| item.map(Into::into).map_err(Into::into)),
+                chunks
+                    .into_iter()
+                    .map(|item| item.map(Into::into).map_err(Into::into)),
             )),
             close: None,
         }
@@ -191,43 +203,64 @@ impl Body {
 
 impl From<Vec<Vec<u8>>> for Body {
     fn from(list: Vec<Vec<u8>>) -> Body {
-        Body { kind: BodyKind::List(list), close: None }
+        Body {
+            kind: BodyKind::List(list),
+            close: None,
+        }
     }
 }
 
 impl From<Vec<u8>> for Body {
     fn from(bytes: Vec<u8>) -> Body {
-        Body { kind: BodyKind::Bytes(bytes), close: None }
+        Body {
+            kind: BodyKind::Bytes(bytes),
+            close: None,
+        }
     }
 }
 
 impl From<&'static [u8]> for Body {
     fn from(bytes: &'static [u8]) -> Body {
-        Body { kind: BodyKind::Static(bytes), close: None }
+        Body {
+            kind: BodyKind::Static(bytes),
+            close: None,
+        }
     }
 }
 
 impl<const N: usize> From<&'static [u8; N]> for Body {
     fn from(bytes: &'static [u8; N]) -> Body {
-        Body { kind: BodyKind::Static(bytes), close: None }
+        Body {
+            kind: BodyKind::Static(bytes),
+            close: None,
+        }
     }
 }
 
 impl From<&'static str> for Body {
     fn from(text: &'static str) -> Body {
-        Body { kind: BodyKind::Static(text.as_bytes()), close: None }
+        Body {
+            kind: BodyKind::Static(text.as_bytes()),
+            close: None,
+        }
     }
 }
 
 impl From<String> for Body {
     fn from(text: String) -> Body {
-        Body { kind: BodyKind::Bytes(text.into_bytes()), close: None }
+        Body {
+            kind: BodyKind::Bytes(text.into_bytes()),
+            close: None,
+        }
     }
 }
 
 impl From<Vec<String>> for Body {
     fn from(list: Vec<String>) -> Body {
-        Body { kind: BodyKind::List(list.into_iter().map(String::into_bytes).collect()), close: None }
+        Body {
+            kind: BodyKind::List(list.into_iter().map(String::into_bytes).collect()),
+            close: None,
+        }
     }
 }
 

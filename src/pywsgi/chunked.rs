@@ -146,7 +146,13 @@ fn is_field_char(b: u8) -> bool {
 
 impl ChunkedDecoder {
     pub(crate) fn new() -> ChunkedDecoder {
-        ChunkedDecoder { state: State::SizeStart, remaining: 0, digits: 0, line: 0, trailers: 0 }
+        ChunkedDecoder {
+            state: State::SizeStart,
+            remaining: 0,
+            digits: 0,
+            line: 0,
+            trailers: 0,
+        }
     }
 
     /// Whether the whole body (last chunk, trailers, final CRLF) has been decoded.
@@ -382,7 +388,11 @@ mod tests {
         let mut dec = ChunkedDecoder::new();
         let mut out = Vec::new();
         let n = dec.decode(input, &mut out).expect("valid");
-        assert!(dec.is_done(), "not done: {:?}", String::from_utf8_lossy(input));
+        assert!(
+            dec.is_done(),
+            "not done: {:?}",
+            String::from_utf8_lossy(input)
+        );
         assert_eq!(n, input.len());
         decode_all(input).expect("valid bytewise");
         out
@@ -403,11 +413,17 @@ mod tests {
 
     #[test]
     fn extensions() {
-        assert_eq!(done(b"2;token=\"oh hi\"\r\noh\r\n4\r\n hai\r\n0\r\n\r\n"), b"oh hai");
+        assert_eq!(
+            done(b"2;token=\"oh hi\"\r\noh\r\n4\r\n hai\r\n0\r\n\r\n"),
+            b"oh hai"
+        );
         assert_eq!(done(b"2;token=oh_hi\r\noh\r\n0;last\r\n\r\n"), b"oh");
         assert_eq!(done(b"2 ; a=b\r\noh\r\n0\r\n\r\n"), b"oh");
         assert_eq!(done(b"2; here is dirt\r\noh\r\n0\r\n\r\n"), b"oh");
-        assert_eq!(err(b"2; here is dirt\0bla\r\noh\r\n"), ChunkError::InvalidExtension);
+        assert_eq!(
+            err(b"2; here is dirt\0bla\r\noh\r\n"),
+            ChunkError::InvalidExtension
+        );
         let mut long = b"2;".to_vec();
         long.extend(std::iter::repeat_n(b'x', MAX_CHUNK_EXTENSION + 1));
         assert_eq!(err(&long), ChunkError::ExtensionTooLong);
@@ -415,11 +431,20 @@ mod tests {
 
     #[test]
     fn trailers() {
-        assert_eq!(done(b"2\r\noh\r\n0\r\ntrailer1: value1\r\ntrailer2: value2\r\n\r\n"), b"oh");
+        assert_eq!(
+            done(b"2\r\noh\r\n0\r\ntrailer1: value1\r\ntrailer2: value2\r\n\r\n"),
+            b"oh"
+        );
         assert_eq!(done(b"0\r\nX:\r\n\r\n"), b"");
         // a request line where a trailer should be (CVE-2023-41419)
-        assert_eq!(err(b"0\r\nGET /path2?a=:123 HTTP/1.1\r\n"), ChunkError::InvalidTrailer);
-        assert_eq!(err(b"0\r\nHeader: value\r\nGET / HTTP/1.1\r\n"), ChunkError::InvalidTrailer);
+        assert_eq!(
+            err(b"0\r\nGET /path2?a=:123 HTTP/1.1\r\n"),
+            ChunkError::InvalidTrailer
+        );
+        assert_eq!(
+            err(b"0\r\nHeader: value\r\nGET / HTTP/1.1\r\n"),
+            ChunkError::InvalidTrailer
+        );
         assert_eq!(err(b"0\r\nname value\r\n"), ChunkError::InvalidTrailer);
         assert_eq!(err(b"0\r\nname : value\r\n"), ChunkError::InvalidTrailer);
         assert_eq!(err(b"0\r\n: value\r\n"), ChunkError::InvalidTrailer);

@@ -9,8 +9,6 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::access_log::StderrDrain;
-
 /// Longest accepted request line, in bytes, not counting its CRLF. A longer one gets `414 URI Too
 /// Long` and the connection is closed.
 ///
@@ -79,10 +77,12 @@ pub const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Most bytes drained during a lingering close.
 pub const LINGER_MAX_BYTES: usize = 256 * 1024;
 
-/// Default [`WsgiConfig::read_buffer_size`]: initial size of the per-connection read buffer. It
-/// grows on demand up to what one request head may need (`MAX_REQUEST_LINE` + `MAX_HEADER_BLOCK`)
-/// and shrinks back after a large request, so idle keep-alive connections stay small.
-pub const READ_BUFFER_SIZE: usize = 4096;
+/// Default [`WsgiConfig::read_buffer_size`]: initial size of the per-connection read buffer (a
+/// typical request head fits). It grows on demand (doubling) up to what one request head may need
+/// (`MAX_REQUEST_LINE` + `MAX_HEADER_BLOCK`), or 16 KiB while a body is read, and shrinks back
+/// once it is empty and more than eight times this size, so idle keep-alive connections stay
+/// small.
+pub const READ_BUFFER_SIZE: usize = 1024;
 
 /// Default `SERVER_SOFTWARE` environ value.
 ///
@@ -253,7 +253,7 @@ impl WsgiConfig {
                 url_scheme: "http".to_owned(),
                 gateway_interface: "CGI/1.1".to_owned(),
                 extra: Vec::new(),
-                errors: slog::Logger::root(StderrDrain, slog::o!()),
+                errors: crate::log::default_logger(),
             }),
         }
     }

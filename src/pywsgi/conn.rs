@@ -85,5 +85,8 @@ pub(crate) fn is_disconnect(err: &io::Error) -> bool {
 
 /// Whether an I/O error is an expired timeout (may: `TimedOut`; std sockets: `WouldBlock`).
 pub(crate) fn is_timeout(err: &io::Error) -> bool {
-    matches!(err.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock)
+    matches!(
+        err.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    )
 }

@@ -9,6 +9,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Length of an IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub(crate) const HTTP_DATE_LEN: usize = 29;
 
+/// Length of `Date: <IMF-fixdate>\r\n`.
+pub(crate) const DATE_LINE_LEN: usize = HTTP_DATE_LEN + 8;
+
 /// Length of the access log's `YYYY-MM-DD HH:MM:SS`.
 pub(crate) const LOCAL_TIME_LEN: usize = 19;
 
@@ -22,27 +25,35 @@ const MONTHS: [&[u8; 3]; 12] = [
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 pub(crate) fn now_secs() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid, writable `timespec` that outlives the call; `clock_gettime` only
     // writes into it.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
     match u64::try_from(ts.tv_sec) {
         Ok(secs) if rc == 0 => secs,
-        _ => SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |dur| dur.as_secs()),
+        _ => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |dur| dur.as_secs()),
     }
 }
 
 /// Seconds since the Unix epoch, now.
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |dur| dur.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |dur| dur.as_secs())
 }
 
 /// Per-connection cache of the formatted `Date` value and the access log's local time.
 #[derive(Debug)]
 pub(crate) struct DateCache {
     http_secs: u64,
-    http: [u8; HTTP_DATE_LEN],
+    /// `Date: <IMF-fixdate>\r\n`.
+    http: [u8; DATE_LINE_LEN],
     local_secs: u64,
     local: [u8; LOCAL_TIME_LEN],
 }
@@ -57,17 +68,19 @@ impl DateCache {
     pub(crate) fn new() -> DateCache {
         DateCache {
             http_secs: u64::MAX,
-            http: [b' '; HTTP_DATE_LEN],
+            http: *b"Date: Thu, 01 Jan 1970 00:00:00 GMT\r\n",
             local_secs: u64::MAX,
             local: [b' '; LOCAL_TIME_LEN],
         }
     }
 
-    /// The `Date` header value for the current second.
-    pub(crate) fn http_date(&mut self) -> &[u8; HTTP_DATE_LEN] {
+    /// The `Date: ...\r\n` header line for the current second.
+    pub(crate) fn http_date_line(&mut self) -> &[u8; DATE_LINE_LEN] {
         let secs = now_secs();
         if secs != self.http_secs {
-            format_http_date(secs, &mut self.http);
+            let mut date = [0u8; HTTP_DATE_LEN];
+            format_http_date(secs, &mut date);
+            self.http[6..6 + HTTP_DATE_LEN].copy_from_slice(&date);
             self.http_secs = secs;
         }
         &self.http
@@ -227,7 +240,14 @@ mod tests {
     fn local_time_shape() {
         let mut out = [0u8; LOCAL_TIME_LEN];
         format_tm(
-            &Tm { year: 2026, month: 11, day: 21, hour: 15, minute: 8, second: 43 },
+            &Tm {
+                year: 2026,
+                month: 11,
+                day: 21,
+                hour: 15,
+                minute: 8,
+                second: 43,
+            },
             &mut out,
         );
         assert_eq!(&out, b"2026-11-21 15:08:43");
@@ -241,14 +261,17 @@ mod tests {
     #[test]
     fn utc_matches_http() {
         let tm = utc_tm(784_111_777);
-        assert_eq!((tm.year, tm.month, tm.day, tm.hour, tm.minute, tm.second), (1994, 11, 6, 8, 49, 37));
+        assert_eq!(
+            (tm.year, tm.month, tm.day, tm.hour, tm.minute, tm.second),
+            (1994, 11, 6, 8, 49, 37)
+        );
     }
 
     #[test]
     fn cache_is_stable_within_a_second() {
         let mut cache = DateCache::new();
-        let a = *cache.http_date();
-        assert!(a.ends_with(b" GMT"));
-        assert_eq!(cache.http_date().len(), HTTP_DATE_LEN);
+        let a = *cache.http_date_line();
+        assert!(a.starts_with(b"Date: ") && a.ends_with(b" GMT\r\n"));
+        assert_eq!(cache.http_date_line().len(), DATE_LINE_LEN);
     }
 }

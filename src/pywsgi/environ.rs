@@ -25,7 +25,12 @@ pub(crate) struct Remote {
 
 impl Remote {
     pub(crate) fn new(addr: Option<SocketAddr>) -> Remote {
-        let mut remote = Remote { addr, buf: [0; 56], ip_len: 0, port_len: 0 };
+        let mut remote = Remote {
+            addr,
+            buf: [0; 56],
+            ip_len: 0,
+            port_len: 0,
+        };
         if let Some(addr) = addr {
             let mut cursor = std::io::Cursor::new(&mut remote.buf[..]);
             if write!(cursor, "{}", addr.ip()).is_ok() {
@@ -162,10 +167,19 @@ impl Environ {
     /// `RAW_URI`, then application entries). Keys of `HTTP_*` entries are computed here.
     pub fn iter(&self) -> impl Iterator<Item = (Cow<'_, str>, &str)> {
         let mut entries: Vec<(Cow<'_, str>, &str)> = Vec::with_capacity(24);
-        const SERVER_KEYS: [&str; 4] =
-            ["GATEWAY_INTERFACE", "SERVER_SOFTWARE", "SCRIPT_NAME", "wsgi.url_scheme"];
-        const BASE_FIELDS: [&str; 5] =
-            ["SERVER_NAME", "SERVER_PORT", "SERVER_SOFTWARE", "GATEWAY_INTERFACE", "wsgi.url_scheme"];
+        const SERVER_KEYS: [&str; 4] = [
+            "GATEWAY_INTERFACE",
+            "SERVER_SOFTWARE",
+            "SCRIPT_NAME",
+            "wsgi.url_scheme",
+        ];
+        const BASE_FIELDS: [&str; 5] = [
+            "SERVER_NAME",
+            "SERVER_PORT",
+            "SERVER_SOFTWARE",
+            "GATEWAY_INTERFACE",
+            "wsgi.url_scheme",
+        ];
         for key in SERVER_KEYS {
             if let Some(value) = self.request_value(key).or_else(|| self.state.base.get(key)) {
                 entries.push((Cow::Borrowed(key), value));
@@ -202,7 +216,13 @@ impl Environ {
         }
         entries.push((Cow::Borrowed("RAW_URI"), self.state.head.target()));
         if !self.state.overrides.is_empty() {
-            entries.retain(|(key, _)| !self.state.overrides.iter().any(|(k, v)| k == key && v.is_none()));
+            entries.retain(|(key, _)| {
+                !self
+                    .state
+                    .overrides
+                    .iter()
+                    .any(|(k, v)| k == key && v.is_none())
+            });
             for (key, value) in &self.state.overrides {
                 let Some(value) = value else { continue };
                 match entries.iter_mut().find(|(k, _)| k == key) {
@@ -270,7 +290,11 @@ impl Environ {
         if path.is_ascii() {
             Cow::Borrowed(path.as_bytes())
         } else {
-            Cow::Owned(path.chars().map(|ch| u32::from(ch).min(0xff) as u8).collect())
+            Cow::Owned(
+                path.chars()
+                    .map(|ch| u32::from(ch).min(0xff) as u8)
+                    .collect(),
+            )
         }
     }
 
@@ -350,7 +374,12 @@ impl Environ {
             let head = &self.state.head;
             return head
                 .http_entries()
-                .find(|entry| entry.name.get(&head.buf).eq_ignore_ascii_case(name.as_bytes()))
+                .find(|entry| {
+                    entry
+                        .name
+                        .get(&head.buf)
+                        .eq_ignore_ascii_case(name.as_bytes())
+                })
                 .and_then(|entry| head.env_value(entry));
         }
         self.get(&http_key(name))
@@ -359,10 +388,12 @@ impl Environ {
     /// Every header field line as received (names as sent, values as bytes), including the ones
     /// the environ drops.
     pub fn raw_headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.state.head
-            .headers
-            .iter()
-            .map(|entry| (self.state.head.header_name(entry), entry.value.get(&self.state.head.buf)))
+        self.state.head.headers.iter().map(|entry| {
+            (
+                self.state.head.header_name(entry),
+                entry.value.get(&self.state.head.buf),
+            )
+        })
     }
 
     /// `wsgi.input`: the request body.
@@ -406,7 +437,13 @@ impl Environ {
 fn http_key(name: &str) -> String {
     let mut key = String::with_capacity(5 + name.len());
     key.push_str("HTTP_");
-    key.extend(name.chars().map(|ch| if ch == '-' { '_' } else { ch.to_ascii_uppercase() }));
+    key.extend(name.chars().map(|ch| {
+        if ch == '-' {
+            '_'
+        } else {
+            ch.to_ascii_uppercase()
+        }
+    }));
     key
 }
 
@@ -414,7 +451,11 @@ fn http_key(name: &str) -> String {
 fn http_name_matches(name: &[u8], key: &[u8]) -> bool {
     name.len() == key.len()
         && name.iter().zip(key).all(|(&n, &k)| {
-            let n = if n == b'-' { b'_' } else { n.to_ascii_uppercase() };
+            let n = if n == b'-' {
+                b'_'
+            } else {
+                n.to_ascii_uppercase()
+            };
             n == k
         })
 }

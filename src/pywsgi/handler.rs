@@ -79,7 +79,10 @@ impl fmt::Debug for WsgiHandler<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WsgiHandler")
             .field("peer", &self.remote.ip())
-            .field("buffered", &self.state.as_ref().map(|state| state.input.rbuf().len()))
+            .field(
+                "buffered",
+                &self.state.as_ref().map(|state| state.input.rbuf().len()),
+            )
             .field("response", &self.resp)
             .finish()
     }
@@ -130,7 +133,12 @@ impl<'a> WsgiHandler<'a> {
 
     /// Serves requests until the connection is done. gevent: `WSGIHandler.handle`.
     pub fn handle(mut self) {
-        let res = self.resp.link.borrow_mut().stream.set_write_timeout(self.config.write_timeout);
+        let res = self
+            .resp
+            .link
+            .borrow_mut()
+            .stream
+            .set_write_timeout(self.config.write_timeout);
         if let Err(err) = res {
             slog::debug!(self.config.base.errors, "cannot set the write timeout"; "error" => %err);
         }
@@ -179,7 +187,9 @@ impl<'a> WsgiHandler<'a> {
         state.input.rbuf_mut().consume(len);
         let keep_alive = state.head.keep_alive && self.config.keep_alive;
         self.resp.begin(&state.head, keep_alive);
-        state.input.reset(state.head.framing, state.head.expect_continue);
+        state
+            .input
+            .reset(state.head.framing, state.head.expect_continue);
         state.overrides.clear();
         let mut env = Environ::from_state(state);
 
@@ -206,7 +216,11 @@ impl<'a> WsgiHandler<'a> {
             if dead {
                 return Next::Close;
             }
-            return if linger || unread_body || buffered { Next::Linger } else { Next::Close };
+            return if linger || unread_body || buffered {
+                Next::Linger
+            } else {
+                Next::Close
+            };
         }
         Next::KeepAlive
     }
@@ -218,7 +232,11 @@ impl<'a> WsgiHandler<'a> {
         let header_timeout = self.config.header_read_timeout;
         // the first head of a connection must arrive within the header timeout of the
         // connection's start; later ones within it from their first byte
-        let mut deadline = if self.first { header_timeout.map(|t| self.started + t) } else { None };
+        let mut deadline = if self.first {
+            header_timeout.map(|t| self.started + t)
+        } else {
+            None
+        };
         let EnvState { head, input, .. } = state;
         let rbuf = input.rbuf_mut();
         let mut started = self.first || !rbuf.is_empty();
@@ -234,7 +252,7 @@ impl<'a> WsgiHandler<'a> {
                         Err(err) => return Err(Reject::Head(err)),
                     }
                 } else {
-                    head::check_partial(data, &self.limits, &mut line_checked)
+                    head::check_partial(data, head, &self.limits, &mut line_checked)
                         .map_err(Reject::Head)?;
                 }
                 scanned = data.len();
@@ -253,11 +271,17 @@ impl<'a> WsgiHandler<'a> {
             } else {
                 self.config.keepalive_timeout
             };
-            let res = self.resp.link.borrow_mut().fill(rbuf, self.limits.max_head(), timeout);
+            let res = self
+                .resp
+                .link
+                .borrow_mut()
+                .fill(rbuf, self.limits.max_head(), timeout);
             match res {
                 Ok(0) => {
                     if rbuf.len() >= self.limits.max_head() {
-                        return Err(Reject::Head(HeadError::HeadersTooLarge("request head too large")));
+                        return Err(Reject::Head(HeadError::HeadersTooLarge(
+                            "request head too large",
+                        )));
                     }
                     if !rbuf.is_empty() {
                         slog::debug!(self.config.base.errors, "connection closed inside a request head";
@@ -287,7 +311,10 @@ impl<'a> WsgiHandler<'a> {
         self.resp.begin_reject();
         self.resp.send_error(code);
         let data = state.input.rbuf().data();
-        let end = data.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(data.len());
+        let end = data
+            .iter()
+            .position(|&b| b == b'\r' || b == b'\n')
+            .unwrap_or(data.len());
         self.log_line(&data[..end.min(1024)], None);
         Next::Linger
     }
@@ -419,7 +446,9 @@ impl<'a> WsgiHandler<'a> {
         let mut drained = 0usize;
         rbuf.consume(rbuf.len());
         while drained < LINGER_MAX_BYTES {
-            let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
+            let Some(left) = deadline
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
             else {
                 break;
             };

@@ -12,7 +12,6 @@
 //! request to the next) as byte spans: environ keys are computed on lookup, not built as strings.
 
 use std::cell::{Cell, OnceCell};
-use std::mem::MaybeUninit;
 
 use super::config::MAX_HEADERS;
 
@@ -44,12 +43,16 @@ pub(crate) struct Span {
 
 impl Span {
     fn new(start: usize, end: usize) -> Span {
-        Span { start: start as u32, end: end as u32 }
+        Span {
+            start: start as u32,
+            end: end as u32,
+        }
     }
 
     #[inline]
     pub(crate) fn get(self, buf: &[u8]) -> &[u8] {
-        buf.get(self.start as usize..self.end as usize).unwrap_or_default()
+        buf.get(self.start as usize..self.end as usize)
+            .unwrap_or_default()
     }
 
     #[inline]
@@ -131,6 +134,9 @@ pub(crate) struct RequestHead {
     /// `Upgrade` header or `Connection: upgrade` (gevent: `_connection_upgrade_requested`).
     pub(crate) upgrade: bool,
     pub(crate) is_head: bool,
+    /// The parser's header slots (kept empty, only its allocation is reused): on the heap rather
+    /// than a 100-entry array on the coroutine stack, whose touched pages would stay resident.
+    store: Vec<httparse::Header<'static>>,
 }
 
 impl RequestHead {
@@ -179,9 +185,9 @@ impl RequestHead {
     /// The entries that are `HTTP_*` environ keys with a value (repeats merged away).
     pub(crate) fn http_entries(&self) -> impl Iterator<Item = &HeaderEntry> {
         self.prepare();
-        self.headers
-            .iter()
-            .filter(|entry| entry.http.get() && matches!(entry.env.get(), EnvValue::Span(_) | EnvValue::Owned(_)))
+        self.headers.iter().filter(|entry| {
+            entry.http.get() && matches!(entry.env.get(), EnvValue::Span(_) | EnvValue::Owned(_))
+        })
     }
 
     /// Computes the environ values of all headers, once per request, on the first lookup that
@@ -224,7 +230,11 @@ impl RequestHead {
             };
             entry.env.set(EnvValue::Merged);
             let text = latin1(value);
-            let sep = if contains_ignore_case(name, b"cookie") { "; " } else { "," };
+            let sep = if contains_ignore_case(name, b"cookie") {
+                "; "
+            } else {
+                ","
+            };
             match first.env.get() {
                 EnvValue::Owned(i) => {
                     let joined = &mut owned[i as usize];
@@ -373,6 +383,7 @@ const EARLY_PARSE_MAX: usize = 1024;
 /// is short, and once when its request line is complete (`line_checked` remembers that).
 pub(crate) fn check_partial(
     buf: &[u8],
+    head: &mut RequestHead,
     limits: &Limits,
     line_checked: &mut bool,
 ) -> Result<(), HeadError> {
@@ -383,15 +394,36 @@ pub(crate) fn check_partial(
         run_parser = true;
     }
     if run_parser {
-        let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut slots = recycle(std::mem::take(&mut head.store));
+        if slots.capacity() < INITIAL_SLOTS {
+            slots.reserve_exact(INITIAL_SLOTS);
+        }
         let mut req = httparse::Request::new(&mut []);
-        if let Err(err) =
-            parser_config().parse_request_with_uninit_headers(&mut req, buf, &mut headers)
-        {
-            return Err(map_httparse_error(err, buf));
+        let res = parser_config().parse_request_with_uninit_headers(
+            &mut req,
+            buf,
+            slots.spare_capacity_mut(),
+        );
+        head.store = recycle(slots);
+        match res {
+            // not necessarily an error with fewer slots than the limit: the full parse decides
+            Err(httparse::Error::TooManyHeaders) | Ok(_) => {}
+            Err(err) => return Err(map_httparse_error(err, buf)),
         }
     }
     Ok(())
+}
+
+/// Header slots given to httparse at first; a request with more headers is parsed again with
+/// [`MAX_HEADERS`] slots.
+const INITIAL_SLOTS: usize = 24;
+
+/// Re-types the (empty) slot vector for another borrow of the input. Collecting an empty
+/// `vec::IntoIter` through `map` reuses its allocation (std's in-place collection), so this keeps
+/// the capacity without copying anything; callers re-reserve if it ever did not.
+fn recycle<'b>(slots: Vec<httparse::Header<'_>>) -> Vec<httparse::Header<'b>> {
+    debug_assert!(slots.is_empty());
+    slots.into_iter().map(|_| httparse::EMPTY_HEADER).collect()
 }
 
 /// The size limits of an incomplete head, without running the parser.
@@ -403,7 +435,11 @@ fn check_limits(buf: &[u8], limits: &Limits) -> Result<(), HeadError> {
         None if rest.len() > limits.max_request_line + 1 => Err(HeadError::UriTooLong),
         None => Ok(()),
         Some(pos) => {
-            let line_len = if pos > 0 && rest[pos - 1] == b'\r' { pos - 1 } else { pos };
+            let line_len = if pos > 0 && rest[pos - 1] == b'\r' {
+                pos - 1
+            } else {
+                pos
+            };
             if line_len > limits.max_request_line {
                 Err(HeadError::UriTooLong)
             } else if rest.len() - (pos + 1) > limits.max_header_block {
@@ -433,7 +469,10 @@ fn map_httparse_error(err: httparse::Error, buf: &[u8]) -> HeadError {
             // "HTTP/x.y" that httparse refused (HTTP/2.0, HTTP/1.2, HTTP/0.9) gets a 505;
             // anything else is a malformed request line (400).
             let line = &buf[leading_empty_lines(buf)..];
-            let end = line.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(line.len());
+            let end = line
+                .iter()
+                .position(|&b| b == b'\r' || b == b'\n')
+                .unwrap_or(line.len());
             let mut parts = line[..end].splitn(3, |&b| b == b' ');
             let version = parts.nth(2).unwrap_or_default();
             if version.len() >= 6 && version.starts_with(b"HTTP/") && version[5].is_ascii_digit() {
@@ -459,21 +498,45 @@ pub(crate) fn parse(
     head: &mut RequestHead,
     limits: &Limits,
 ) -> Result<Option<usize>, HeadError> {
-    let mut raw_headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut []);
-    let len = match parser_config().parse_request_with_uninit_headers(&mut req, buf, &mut raw_headers)
+    let mut slots = recycle(std::mem::take(&mut head.store));
+    if slots.capacity() < INITIAL_SLOTS {
+        slots.reserve_exact(INITIAL_SLOTS);
+    }
+    let mut res = parse_with(buf, head, limits, &mut slots);
+    if res == Err(HeadError::HeadersTooLarge("too many header fields"))
+        && slots.capacity() < MAX_HEADERS
     {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => {
-            check_limits(buf, limits)?;
-            return Ok(None);
-        }
-        Err(err) => {
-            // a too-long request line is reported as such even if the parser stopped earlier
-            check_limits(buf, limits)?;
-            return Err(map_httparse_error(err, buf));
-        }
-    };
+        slots.reserve_exact(MAX_HEADERS);
+        res = parse_with(buf, head, limits, &mut slots);
+    }
+    head.store = recycle(slots);
+    res
+}
+
+/// [`parse`] with the given (empty) slot vector; at most [`MAX_HEADERS`] of its capacity is used.
+fn parse_with<'b>(
+    buf: &'b [u8],
+    head: &mut RequestHead,
+    limits: &Limits,
+    slots: &mut Vec<httparse::Header<'b>>,
+) -> Result<Option<usize>, HeadError> {
+    let spare = slots.spare_capacity_mut();
+    let count = spare.len().min(MAX_HEADERS);
+    let mut req = httparse::Request::new(&mut []);
+    let len =
+        match parser_config().parse_request_with_uninit_headers(&mut req, buf, &mut spare[..count])
+        {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => {
+                check_limits(buf, limits)?;
+                return Ok(None);
+            }
+            Err(err) => {
+                // a too-long request line is reported as such even if the parser stopped earlier
+                check_limits(buf, limits)?;
+                return Err(map_httparse_error(err, buf));
+            }
+        };
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(HeadError::BadRequest("malformed request line"));
     };
@@ -484,18 +547,21 @@ pub(crate) fn parse(
     // httparse only lets LFs through as line ends (and every CR it accepted is followed by an
     // LF), so it is enough to look at the line ends: before each header name, at the end of the
     // head, and in the empty lines before the request line.
+    // (the line ends before each header name are checked in the header loop below)
     if !head_bytes.ends_with(b"\r\n\r\n") {
         return Err(HeadError::BadRequest("bare LF line ending"));
     }
-    for header in req.headers.iter() {
-        let start = (header.name.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
-        if start < 2 || start > len || head_bytes[start - 2] != b'\r' || head_bytes[start - 1] != b'\n' {
-            return Err(HeadError::BadRequest("bare LF line ending"));
-        }
-    }
-    let method_start = (method.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize).min(len);
-    if head_bytes[..method_start].iter().filter(|&&b| b == b'\n').count()
-        != head_bytes[..method_start].iter().filter(|&&b| b == b'\r').count()
+    let method_start = (method.as_ptr() as usize)
+        .wrapping_sub(buf.as_ptr() as usize)
+        .min(len);
+    if head_bytes[..method_start]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        != head_bytes[..method_start]
+            .iter()
+            .filter(|&&b| b == b'\r')
+            .count()
     {
         return Err(HeadError::BadRequest("bare LF line ending"));
     }
@@ -517,7 +583,11 @@ pub(crate) fn parse(
     head.buf.extend_from_slice(head_bytes);
     head.method = Span::new(method_start, method_start + method.len());
     head.target = Span::new(target_start, target_end);
-    head.version = if minor == 0 { Version::Http10 } else { Version::Http11 };
+    head.version = if minor == 0 {
+        Version::Http10
+    } else {
+        Version::Http11
+    };
     head.is_head = method == "HEAD";
     split_target(head, method.as_bytes())?;
 
@@ -534,11 +604,22 @@ pub(crate) fn parse(
     let mut expect_continue = false;
     let mut upgrade_header = false;
 
+    head.headers.reserve(req.headers.len());
     for (index, header) in req.headers.iter().enumerate() {
         let name = header.name;
         let value = header.value;
         let name_start = offset(name.as_bytes());
-        let value_start = if value.is_empty() { name_start + name.len() + 1 } else { offset(value) };
+        if name_start < 2
+            || head_bytes[name_start - 2] != b'\r'
+            || head_bytes[name_start - 1] != b'\n'
+        {
+            return Err(HeadError::BadRequest("bare LF line ending"));
+        }
+        let value_start = if value.is_empty() {
+            name_start + name.len() + 1
+        } else {
+            offset(value)
+        };
         let entry = HeaderEntry {
             name: Span::new(name_start, name_start + name.len()),
             value: Span::new(value_start, (value_start + value.len()).min(len)),
@@ -546,15 +627,15 @@ pub(crate) fn parse(
             http: Cell::new(false),
         };
         match name.len() {
-            4 if name.eq_ignore_ascii_case("host") => {
+            4 if name_is(name.as_bytes(), b"host") => {
                 host_count += 1;
                 host_value = Some(value);
             }
-            6 if name.eq_ignore_ascii_case("expect") => {
+            6 if name_is(name.as_bytes(), b"expect") => {
                 expect_continue = value.eq_ignore_ascii_case(b"100-continue");
             }
-            7 if name.eq_ignore_ascii_case("upgrade") => upgrade_header = true,
-            10 if name.eq_ignore_ascii_case("connection") => {
+            7 if name_is(name.as_bytes(), b"upgrade") => upgrade_header = true,
+            10 if name_is(name.as_bytes(), b"connection") => {
                 for token in list_elements(value) {
                     if token.eq_ignore_ascii_case(b"close") {
                         conn_close = true;
@@ -565,10 +646,10 @@ pub(crate) fn parse(
                     }
                 }
             }
-            12 if head.content_type.is_none() && name.eq_ignore_ascii_case("content-type") => {
+            12 if head.content_type.is_none() && name_is(name.as_bytes(), b"content-type") => {
                 head.content_type = Some(index as u16);
             }
-            14 if name.eq_ignore_ascii_case("content-length") => {
+            14 if name_is(name.as_bytes(), b"content-length") => {
                 // RFC 9112 6.3 (5): several Content-Length lines, or one that is not a plain
                 // decimal number, make the length unknowable: 400, close.
                 if content_length.is_some() {
@@ -577,7 +658,7 @@ pub(crate) fn parse(
                 content_length = Some(parse_content_length(value)?);
                 head.content_length = Some(index as u16);
             }
-            17 if name.eq_ignore_ascii_case("transfer-encoding") => {
+            17 if name_is(name.as_bytes(), b"transfer-encoding") => {
                 te_present = true;
                 for coding in list_elements(value) {
                     if coding.eq_ignore_ascii_case(b"chunked") {
@@ -621,20 +702,26 @@ pub(crate) fn parse(
         // the corresponding request indicates HTTP/1.1"; a 1.0 message with Transfer-Encoding is
         // treated as faulty: "the server MUST close the connection after responding". We reject.
         if head.version == Version::Http10 {
-            return Err(HeadError::BadRequest("Transfer-Encoding in an HTTP/1.0 request"));
+            return Err(HeadError::BadRequest(
+                "Transfer-Encoding in an HTTP/1.0 request",
+            ));
         }
         // RFC 9112 6.1: "A server MAY reject a request that contains both Content-Length and
         // Transfer-Encoding or process such a request in accordance with the Transfer-Encoding
         // alone. Regardless, the server MUST close the connection after responding". We reject.
         if content_length.is_some() {
-            return Err(HeadError::BadRequest("both Content-Length and Transfer-Encoding"));
+            return Err(HeadError::BadRequest(
+                "both Content-Length and Transfer-Encoding",
+            ));
         }
         // RFC 9112 6.3 (4): "If a Transfer-Encoding header field is present in a request and the
         // chunked transfer coding is not the final encoding, the message body length cannot be
         // determined reliably; the server MUST respond with the 400 (Bad Request) status code and
         // then close the connection."
         if !te_last_chunked {
-            return Err(HeadError::BadRequest("Transfer-Encoding does not end with chunked"));
+            return Err(HeadError::BadRequest(
+                "Transfer-Encoding does not end with chunked",
+            ));
         }
         // RFC 9112 6.1: "A server that receives a request message with a transfer coding it does
         // not understand SHOULD respond with 501 (Not Implemented)."
@@ -679,13 +766,25 @@ fn own_value(span: Span, value: &[u8], owned: &mut Vec<String>) -> EnvValue {
     EnvValue::Owned((owned.len() - 1) as u16)
 }
 
+/// `name` equals the lower-case `lower` ignoring ASCII case, for token names (httparse checked
+/// them): OR-ing 0x20 lower-cases letters and maps no other token character to a letter or `-`.
+#[inline(always)]
+fn name_is(name: &[u8], lower: &[u8]) -> bool {
+    name.len() == lower.len() && name.iter().zip(lower).all(|(&a, &b)| a | 0x20 == b)
+}
+
 fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|window| window.eq_ignore_ascii_case(needle))
+    haystack
+        .windows(needle.len())
+        .any(|window| window.eq_ignore_ascii_case(needle))
 }
 
 /// The non-empty elements of a comma-separated list (RFC 9110 5.6.1), trimmed of OWS.
 fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value.split(|&b| b == b',').map(trim_ows).filter(|element| !element.is_empty())
+    value
+        .split(|&b| b == b',')
+        .map(trim_ows)
+        .filter(|element| !element.is_empty())
 }
 
 fn trim_ows(mut s: &[u8]) -> &[u8] {
@@ -723,8 +822,24 @@ static HOST_CHARS: [bool; 256] = {
         table[i] = b.is_ascii_alphanumeric()
             || matches!(
                 b,
-                b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+'
-                    | b',' | b';' | b'=' | b':' | b'[' | b']' | b'%'
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'['
+                    | b']'
+                    | b'%'
             );
         i += 1;
     }
@@ -737,13 +852,53 @@ fn is_host(bytes: &[u8]) -> bool {
 }
 
 /// Splits the target (RFC 9112 3.2) into path, query and authority, or rejects it.
+#[inline(always)]
 fn split_target(head: &mut RequestHead, method: &[u8]) -> Result<(), HeadError> {
+    let start = head.target.start as usize;
+    let target = head.target.get(&head.buf);
+    if target.first() == Some(&b'/') {
+        // origin-form, the common case: one pass finds the query and checks the bytes
+        let mut question = target.len();
+        let mut percent = false;
+        let mut high = 0u8;
+        for (i, &b) in target.iter().enumerate() {
+            high |= b;
+            if b == b'?' {
+                question = i;
+                break;
+            }
+            percent |= b == b'%';
+        }
+        let query_start = (question + 1).min(target.len());
+        if high >= 0x80 || !target[query_start..].is_ascii() {
+            return Err(HeadError::BadRequest(
+                "non-ASCII byte in the request target",
+            ));
+        }
+        head.path = Span::new(start, start + question);
+        head.query = Span::new(start + query_start, start + target.len());
+        if percent {
+            let mut decoded = std::mem::take(&mut head.path_decoded);
+            unquote_latin1(head.path.get(&head.buf), &mut decoded);
+            head.path_decoded = decoded;
+            head.path_decoded_valid = true;
+        }
+        return Ok(());
+    }
+    split_other_target(head, method)
+}
+
+/// [`split_target`] for the rare forms: absolute, authority (CONNECT), asterisk (OPTIONS).
+#[inline(never)]
+fn split_other_target(head: &mut RequestHead, method: &[u8]) -> Result<(), HeadError> {
     let start = head.target.start as usize;
     let target = head.target.get(&head.buf);
     // httparse accepts UTF-8 here; RFC 3986 allows only ASCII, so anything else is a malformed
     // request line (RFC 9112 3.2: no autocorrection).
     if !target.is_ascii() {
-        return Err(HeadError::BadRequest("non-ASCII byte in the request target"));
+        return Err(HeadError::BadRequest(
+            "non-ASCII byte in the request target",
+        ));
     }
     let (path_start, authority) = match target.first() {
         // origin-form
@@ -798,8 +953,14 @@ fn split_target(head: &mut RequestHead, method: &[u8]) -> Result<(), HeadError> 
         percent |= b == b'%';
     }
     let (path_len, query) = match question {
-        Some(q) => (q, Span::new(start + path_start + q + 1, start + target.len())),
-        None => (rest.len(), Span::new(start + target.len(), start + target.len())),
+        Some(q) => (
+            q,
+            Span::new(start + path_start + q + 1, start + target.len()),
+        ),
+        None => (
+            rest.len(),
+            Span::new(start + target.len(), start + target.len()),
+        ),
     };
     head.path = Span::new(start + path_start, start + path_start + path_len);
     head.query = query;
@@ -845,8 +1006,11 @@ pub(crate) fn unquote_latin1(raw: &[u8], out: &mut String) {
 mod tests {
     use super::*;
 
-    const LIMITS: Limits =
-        Limits { max_request_line: 8192, max_header_block: 64 * 1024, max_body: None };
+    const LIMITS: Limits = Limits {
+        max_request_line: 8192,
+        max_header_block: 64 * 1024,
+        max_body: None,
+    };
 
     fn ok(raw: &[u8]) -> RequestHead {
         let mut head = RequestHead::default();
@@ -893,7 +1057,12 @@ mod tests {
     #[test]
     fn partial_heads() {
         let mut head = RequestHead::default();
-        for raw in [&b"GET / HTTP/1.1\r\nHost: a"[..], b"GET", b"GET / HTTP/1.", b"\r\n"] {
+        for raw in [
+            &b"GET / HTTP/1.1\r\nHost: a"[..],
+            b"GET",
+            b"GET / HTTP/1.",
+            b"\r\n",
+        ] {
             assert_eq!(parse(raw, &mut head, &LIMITS), Ok(None), "{raw:?}");
         }
     }
@@ -917,7 +1086,10 @@ mod tests {
         let head = ok(b"GET https://h?x HTTP/1.1\r\nHost: h\r\n\r\n");
         assert_eq!(head.path_info(), "/");
         assert_eq!(head.query_string(), "x");
-        assert_eq!(status(b"GET http://user@h/ HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
+        assert_eq!(
+            status(b"GET http://user@h/ HTTP/1.1\r\nHost: h\r\n\r\n"),
+            400
+        );
         assert_eq!(status(b"GET http:/h/ HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
         assert_eq!(status(b"GET foo HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
         assert_eq!(status(b"GET * HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
@@ -941,7 +1113,10 @@ mod tests {
     fn body_framing() {
         let head = ok(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n");
         assert_eq!(head.framing, Framing::Length(12));
-        assert_eq!(ok(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n").framing, Framing::Empty);
+        assert_eq!(
+            ok(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n").framing,
+            Framing::Empty
+        );
         let head = ok(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n");
         assert_eq!(head.framing, Framing::Chunked);
         let head = ok(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,chunked\r\n\r\n");
@@ -954,23 +1129,63 @@ mod tests {
         assert_eq!(status(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
         assert_eq!(status(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n"), 400);
         // repeated / conflicting / malformed CL
-        assert_eq!(status(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n"), 400);
-        assert_eq!(status(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"), 400);
-        for cl in ["1, 1", "+3", "-1", "abc", "0x10", "3 3", "1_0", "", "99999999999999999999999"] {
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+            400
+        );
+        for cl in [
+            "1, 1",
+            "+3",
+            "-1",
+            "abc",
+            "0x10",
+            "3 3",
+            "1_0",
+            "",
+            "99999999999999999999999",
+        ] {
             let raw = format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {cl}\r\n\r\n");
             assert_eq!(status(raw.as_bytes()), 400, "Content-Length {cl:?}");
         }
         // TE whose final coding is not chunked; chunked twice; unknown codings; TE on 1.0
-        assert_eq!(status(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n"), 400);
-        assert_eq!(status(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"), 400);
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"),
+            400
+        );
         assert_eq!(status(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
-        assert_eq!(status(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), 501);
-        assert_eq!(status(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n"), 400);
-        assert_eq!(status(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n"), 400);
-        assert_eq!(status(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            501
+        );
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            400
+        );
         // whitespace before the colon, obs-fold, bare CR, bare LF, NUL, bad name characters
-        assert_eq!(status(b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n"), 400);
-        assert_eq!(status(b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n  c\r\n\r\n"), 400);
+        assert_eq!(
+            status(b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status(b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n  c\r\n\r\n"),
+            400
+        );
         assert_eq!(status(b"POST / HTTP/1.0\r\nContent-Type: multipart/related;\r\n type=\"text/xml\"\r\nContent-Length: 0\r\n\r\n"), 400);
         assert_eq!(status(b"GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n"), 400);
         assert_eq!(status(b"GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n"), 400);
@@ -978,7 +1193,10 @@ mod tests {
         assert_eq!(status(b"GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n"), 400);
         assert_eq!(status(b"GET / HTTP/1.1\r\nHost: a\r\nX(y): b\r\n\r\n"), 400);
         assert_eq!(status(b"GET / HTTP/1.1\r\nHost: a\r\n: b\r\n\r\n"), 400);
-        assert_eq!(status(b"GET / HTTP/1.1\r\nHost: a\r\nno-colon\r\n\r\n"), 400);
+        assert_eq!(
+            status(b"GET / HTTP/1.1\r\nHost: a\r\nno-colon\r\n\r\n"),
+            400
+        );
         assert_eq!(status(b"GET / HTTP/1.1\r\n Host: a\r\n\r\n"), 400);
         // Host rules
         assert_eq!(status(b"GET / HTTP/1.1\r\n\r\n"), 400);
@@ -989,7 +1207,10 @@ mod tests {
         ok(b"GET / HTTP/1.1\r\nHost:\r\n\r\n");
         ok(b"GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n");
         // HEAD with a body
-        assert_eq!(status(b"HEAD / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n"), 400);
+        assert_eq!(
+            status(b"HEAD / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n"),
+            400
+        );
     }
 
     #[test]
@@ -1005,7 +1226,10 @@ mod tests {
         assert_eq!(status(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"), 505);
         assert_eq!(status(b"GET / HTTP/1.2\r\nHost: a\r\n\r\n"), 505);
         assert_eq!(status(b"GET / HTTP/0.9\r\n\r\n"), 505);
-        assert_eq!(status(b"Header: valueGET /path2?a=:123 HTTP/1.1\r\nHost: a.com\r\n\r\n"), 400);
+        assert_eq!(
+            status(b"Header: valueGET /path2?a=:123 HTTP/1.1\r\nHost: a.com\r\n\r\n"),
+            400
+        );
         assert_eq!(status(b"<policy-file-request/>\0"), 400);
         // methods are any token (gevent accepts lower case too)
         assert_eq!(ok(b"get / HTTP/1.1\r\nHost: a\r\n\r\n").method(), "get");
@@ -1023,7 +1247,15 @@ mod tests {
         let long = format!("GET /{}", "x".repeat(9000));
         assert_eq!(status(long.as_bytes()), 414);
         let mut checked = false;
-        assert_eq!(check_partial(long.as_bytes(), &LIMITS, &mut checked), Err(HeadError::UriTooLong));
+        assert_eq!(
+            check_partial(
+                long.as_bytes(),
+                &mut RequestHead::default(),
+                &LIMITS,
+                &mut checked
+            ),
+            Err(HeadError::UriTooLong)
+        );
         // 100 headers are fine, 101 are not
         let mut raw = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
         for i in 0..99 {
@@ -1033,25 +1265,46 @@ mod tests {
         raw.push_str("X-last: v\r\n\r\n");
         assert_eq!(status(raw.as_bytes()), 431);
         // a header section over 64 KiB
-        let big = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n", "v".repeat(64 * 1024));
+        let big = format!(
+            "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
+            "v".repeat(64 * 1024)
+        );
         assert_eq!(status(big.as_bytes()), 431);
         let partial = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}", "v".repeat(64 * 1024));
         assert_eq!(status(partial.as_bytes()), 431);
         // Content-Length over the maximum
-        let limits = Limits { max_body: Some(10), ..LIMITS };
+        let limits = Limits {
+            max_body: Some(10),
+            ..LIMITS
+        };
         let mut head = RequestHead::default();
-        let res = parse(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n", &mut head, &limits);
+        let res = parse(
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n",
+            &mut head,
+            &limits,
+        );
         assert_eq!(res, Err(HeadError::ContentTooLarge));
     }
 
     #[test]
     fn early_rejection_of_garbage() {
         let mut checked = false;
-        assert!(check_partial(b"GET / HTTP/1.1\r\nHo", &LIMITS, &mut checked).is_ok());
+        assert!(check_partial(
+            b"GET / HTTP/1.1\r\nHo",
+            &mut RequestHead::default(),
+            &LIMITS,
+            &mut checked
+        )
+        .is_ok());
         assert!(checked);
         let mut checked = false;
         assert_eq!(
-            check_partial(b"GET / HTTP/1.1 x\r\nHo", &LIMITS, &mut checked),
+            check_partial(
+                b"GET / HTTP/1.1 x\r\nHo",
+                &mut RequestHead::default(),
+                &LIMITS,
+                &mut checked
+            ),
             Err(HeadError::BadRequest("invalid line ending"))
         );
     }
@@ -1067,13 +1320,18 @@ mod tests {
         assert_eq!(env(&head, "x-l").as_deref(), Some("caf\u{e9}"));
         assert_eq!(head.content_type, Some(8));
         head.prepare();
-        let merged = head.headers.iter().filter(|e| e.env.get() == EnvValue::Merged).count();
+        let merged = head
+            .headers
+            .iter()
+            .filter(|e| e.env.get() == EnvValue::Merged)
+            .count();
         assert_eq!(merged, 3);
     }
 
     #[test]
     fn expect_and_upgrade() {
-        let head = ok(b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-Continue\r\n\r\n");
+        let head =
+            ok(b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-Continue\r\n\r\n");
         assert!(head.expect_continue);
         let head = ok(b"PUT / HTTP/1.0\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n");
         assert!(!head.expect_continue);
@@ -1082,6 +1340,42 @@ mod tests {
         assert!(ok(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n\r\n").upgrade);
         assert!(ok(b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n").upgrade);
         assert!(!ok(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").upgrade);
+    }
+
+    #[test]
+    fn slot_store_is_reused() {
+        let mut slots: Vec<httparse::Header<'static>> = Vec::with_capacity(24);
+        let ptr = slots.as_ptr() as usize;
+        let other: Vec<httparse::Header<'_>> = recycle(slots);
+        slots = recycle(other);
+        assert!(slots.capacity() >= 24);
+        assert_eq!(
+            slots.as_ptr() as usize,
+            ptr,
+            "in-place collection reuses the allocation"
+        );
+        let mut head = RequestHead::default();
+        // more headers than the initial slots: parsed again with the full set
+        let mut raw = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
+        for i in 0..60 {
+            raw.push_str(&format!("X-{i}: v\r\n"));
+        }
+        raw.push_str("\r\n");
+        assert_eq!(
+            parse(raw.as_bytes(), &mut head, &LIMITS),
+            Ok(Some(raw.len()))
+        );
+        assert_eq!(head.headers.len(), 61);
+        let mut checked = false;
+        assert_eq!(
+            check_partial(
+                &raw.as_bytes()[..raw.len() - 2],
+                &mut head,
+                &LIMITS,
+                &mut checked
+            ),
+            Ok(())
+        );
     }
 
     #[test]

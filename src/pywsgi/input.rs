@@ -55,14 +55,18 @@ impl InputError {
                 io::ErrorKind::InvalidData,
                 "request body larger than the configured maximum",
             ),
-            InputError::TimedOut => {
-                io::Error::new(io::ErrorKind::TimedOut, "timed out reading the request body")
-            }
+            InputError::TimedOut => io::Error::new(
+                io::ErrorKind::TimedOut,
+                "timed out reading the request body",
+            ),
             InputError::Eof { chunked: true, .. } => io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "unexpected end of file while parsing chunked data",
             ),
-            InputError::Eof { chunked: false, position } => io::Error::new(
+            InputError::Eof {
+                chunked: false,
+                position,
+            } => io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 format!("unexpected end of file while reading request at position {position}"),
             ),
@@ -152,7 +156,11 @@ impl Input {
             rbuf,
             body,
             chunked: framing == Framing::Chunked,
-            expect: if expect_continue { Continue::Expected } else { Continue::Settled },
+            expect: if expect_continue {
+                Continue::Expected
+            } else {
+                Continue::Settled
+            },
             timeout,
             default_timeout: timeout,
             max_body,
@@ -169,7 +177,11 @@ impl Input {
             Framing::Chunked => Body::Chunked(ChunkedDecoder::new()),
         };
         self.chunked = framing == Framing::Chunked;
-        self.expect = if expect_continue { Continue::Expected } else { Continue::Settled };
+        self.expect = if expect_continue {
+            Continue::Expected
+        } else {
+            Continue::Settled
+        };
         self.timeout = self.default_timeout;
         self.received = 0;
         self.error = None;
@@ -211,7 +223,9 @@ impl Input {
                 self.read_until(b'\n', &mut out)?;
             }
             Some(limit) => {
-                (&mut *self).take(limit as u64).read_until(b'\n', &mut out)?;
+                (&mut *self)
+                    .take(limit as u64)
+                    .read_until(b'\n', &mut out)?;
             }
         }
         Ok(out)
@@ -270,10 +284,16 @@ impl Input {
 
     /// Reads more bytes into the read buffer; the end of the stream is an error inside a body.
     fn read_more(&mut self) -> io::Result<()> {
-        let res = self.link.borrow_mut().fill(&mut self.rbuf, BODY_BUFFER, self.timeout);
+        let res = self
+            .link
+            .borrow_mut()
+            .fill(&mut self.rbuf, BODY_BUFFER, self.timeout);
         match res {
             Ok(0) => {
-                let err = InputError::Eof { chunked: self.chunked, position: self.received };
+                let err = InputError::Eof {
+                    chunked: self.chunked,
+                    position: self.received,
+                };
                 Err(self.fail(err))
             }
             Ok(_) => Ok(()),
@@ -284,7 +304,10 @@ impl Input {
 
     /// Reads raw bytes after an upgrade; `Ok(false)` is the end of the stream.
     fn read_more_raw(&mut self) -> io::Result<bool> {
-        let res = self.link.borrow_mut().fill(&mut self.rbuf, BODY_BUFFER, self.timeout);
+        let res = self
+            .link
+            .borrow_mut()
+            .fill(&mut self.rbuf, BODY_BUFFER, self.timeout);
         match res {
             Ok(0) => Ok(false),
             Ok(_) => Ok(true),
@@ -419,14 +442,22 @@ impl Read for Input {
         if let Body::Length { remaining } = self.body {
             if remaining > 0 && self.rbuf.is_empty() && buf.len() >= DIRECT_READ {
                 let want = clamp(buf.len(), remaining);
-                let res = self.link.borrow_mut().read_direct(&mut buf[..want], self.timeout);
+                let res = self
+                    .link
+                    .borrow_mut()
+                    .read_direct(&mut buf[..want], self.timeout);
                 return match res {
                     Ok(0) => {
-                        let err = InputError::Eof { chunked: false, position: self.received };
+                        let err = InputError::Eof {
+                            chunked: false,
+                            position: self.received,
+                        };
                         Err(self.fail(err))
                     }
                     Ok(n) => {
-                        self.body = Body::Length { remaining: remaining - n as u64 };
+                        self.body = Body::Length {
+                            remaining: remaining - n as u64,
+                        };
                         self.received += n as u64;
                         Ok(n)
                     }
@@ -530,7 +561,10 @@ pub(crate) mod tests {
         }
     }
 
-    pub(crate) fn mem_link(input: &[u8], piece: usize) -> (Shared, std::sync::Arc<std::sync::Mutex<MemState>>) {
+    pub(crate) fn mem_link(
+        input: &[u8],
+        piece: usize,
+    ) -> (Shared, std::sync::Arc<std::sync::Mutex<MemState>>) {
         let state = std::sync::Arc::new(std::sync::Mutex::new(MemState {
             input: input.to_vec(),
             pos: 0,
@@ -560,7 +594,10 @@ pub(crate) mod tests {
             let mut i = make_input(b"1", Framing::Length(2), piece);
             let err = i.read_all().unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
-            assert_eq!(err.to_string(), "unexpected end of file while reading request at position 1");
+            assert_eq!(
+                err.to_string(),
+                "unexpected end of file while reading request at position 1"
+            );
             let mut i = make_input(b"1", Framing::Length(2), piece);
             assert_eq!(i.read(&mut [0; 2]).unwrap(), 1);
             assert!(i.read(&mut [0; 2]).is_err());
@@ -606,8 +643,17 @@ pub(crate) mod tests {
     fn chunked_missing_or_short_chunks() {
         let mut i = make_input(&chunk_encode(&["1", "2"]), Framing::Chunked, 100);
         let err = i.read_all().unwrap_err();
-        assert_eq!(err.to_string(), "unexpected end of file while parsing chunked data");
-        assert_eq!(i.error(), Some(InputError::Eof { chunked: true, position: 2 }));
+        assert_eq!(
+            err.to_string(),
+            "unexpected end of file while parsing chunked data"
+        );
+        assert_eq!(
+            i.error(),
+            Some(InputError::Eof {
+                chunked: true,
+                position: 2
+            })
+        );
         let mut i = make_input(b"2\r\n1", Framing::Chunked, 100);
         assert!(i.read(&mut [0; 10]).is_ok());
         assert!(i.read(&mut [0; 10]).is_err());
@@ -624,9 +670,16 @@ pub(crate) mod tests {
     fn lines() {
         let content = b"hello\n\nworld\n123";
         let mut i = make_input(content, Framing::Length(content.len() as u64), 3);
-        let lines: Vec<Vec<u8>> =
-            (&mut i).split(b'\n').map(|l| l.unwrap()).collect();
-        assert_eq!(lines, vec![b"hello".to_vec(), b"".to_vec(), b"world".to_vec(), b"123".to_vec()]);
+        let lines: Vec<Vec<u8>> = (&mut i).split(b'\n').map(|l| l.unwrap()).collect();
+        assert_eq!(
+            lines,
+            vec![
+                b"hello".to_vec(),
+                b"".to_vec(),
+                b"world".to_vec(),
+                b"123".to_vec()
+            ]
+        );
         let mut i = make_input(content, Framing::Length(content.len() as u64), 3);
         assert_eq!(i.readline(None).unwrap(), b"hello\n");
         assert_eq!(i.readline(Some(2)).unwrap(), b"\n");
@@ -640,7 +693,9 @@ pub(crate) mod tests {
     fn huge_content_length_with_readline() {
         // gevent test_32bit_overflow
         let mut data = b"asdf\nghij\n".to_vec();
-        let long: Vec<u8> = std::iter::repeat_n(b'a', 8192 + 10).chain(Some(b'\n')).collect();
+        let long: Vec<u8> = std::iter::repeat_n(b'a', 8192 + 10)
+            .chain(Some(b'\n'))
+            .collect();
         data.extend_from_slice(&long);
         let mut i = make_input(&data, Framing::Length(25_000_000_000), 1000);
         assert_eq!(i.readline(None).unwrap(), b"asdf\n");
@@ -665,7 +720,14 @@ pub(crate) mod tests {
     #[test]
     fn continue_is_sent_once_on_first_read() {
         let (link, state) = mem_link(b"abc", 100);
-        let mut i = Input::new(link, ReadBuf::new(256), Framing::Length(3), true, None, None);
+        let mut i = Input::new(
+            link,
+            ReadBuf::new(256),
+            Framing::Length(3),
+            true,
+            None,
+            None,
+        );
         assert_eq!(i.read(&mut [0; 0]).unwrap(), 0);
         assert_eq!(state.lock().unwrap().output, CONTINUE);
         assert_eq!(i.read_all().unwrap(), b"abc");
@@ -675,7 +737,14 @@ pub(crate) mod tests {
     #[test]
     fn discard_never_sends_continue() {
         let (link, state) = mem_link(b"abcGET", 100);
-        let mut i = Input::new(link, ReadBuf::new(256), Framing::Length(3), true, None, None);
+        let mut i = Input::new(
+            link,
+            ReadBuf::new(256),
+            Framing::Length(3),
+            true,
+            None,
+            None,
+        );
         assert!(i.discard(1024));
         assert!(state.lock().unwrap().output.is_empty());
         assert_eq!(i.into_rbuf().data(), b"GET");
@@ -684,10 +753,24 @@ pub(crate) mod tests {
     #[test]
     fn discard_limits() {
         let (link, _) = mem_link(&[b'x'; 100], 10);
-        let mut i = Input::new(link, ReadBuf::new(256), Framing::Length(100), false, None, None);
+        let mut i = Input::new(
+            link,
+            ReadBuf::new(256),
+            Framing::Length(100),
+            false,
+            None,
+            None,
+        );
         assert!(!i.discard(50), "over the limit: close instead");
         let (link, _) = mem_link(&[b'x'; 100], 10);
-        let mut i = Input::new(link, ReadBuf::new(256), Framing::Length(100), false, None, None);
+        let mut i = Input::new(
+            link,
+            ReadBuf::new(256),
+            Framing::Length(100),
+            false,
+            None,
+            None,
+        );
         assert!(i.discard(100));
         let body = chunk_encode(&["aaaaaaaaaa", "bbbbbbbbbb", ""]);
         let (link, _) = mem_link(&body, 7);
@@ -705,7 +788,14 @@ pub(crate) mod tests {
     fn chunked_max_body() {
         let body = chunk_encode(&["aaaaaaaaaa", "bbbbbbbbbb", ""]);
         let (link, _) = mem_link(&body, 100);
-        let mut i = Input::new(link, ReadBuf::new(256), Framing::Chunked, false, None, Some(15));
+        let mut i = Input::new(
+            link,
+            ReadBuf::new(256),
+            Framing::Chunked,
+            false,
+            None,
+            Some(15),
+        );
         let err = i.read_all().unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert_eq!(i.error().and_then(InputError::status), Some(413));

@@ -19,6 +19,9 @@ pub(crate) type Shared = Rc<RefCell<Link<dyn Connection>>>;
 /// Output buffer size above which a flushed buffer is given back to the allocator.
 const WBUF_KEEP: usize = 16 * 1024;
 
+/// How late a deadline-based read timeout may fire (see `Link::set_read_timeout`).
+const DEADLINE_SLACK: Duration = Duration::from_millis(250);
+
 /// Output is flushed once this much is buffered, even in the middle of a pipelined batch.
 pub(crate) const WBUF_FLUSH_AT: usize = 64 * 1024;
 
@@ -95,6 +98,15 @@ impl Link<dyn Connection> {
         if self.timeout_set && self.read_timeout == timeout {
             return Ok(());
         }
+        // a deadline's remaining time shrinks on every read: keep the current timeout while it
+        // expires at most `DEADLINE_SLACK` after the deadline (and not before it), sparing a
+        // setsockopt per read
+        if let (true, Some(current), Some(wanted)) = (self.timeout_set, self.read_timeout, timeout)
+        {
+            if current >= wanted && current <= wanted + DEADLINE_SLACK {
+                return Ok(());
+            }
+        }
         self.stream.set_read_timeout(timeout)?;
         self.read_timeout = timeout;
         self.timeout_set = true;
@@ -115,6 +127,7 @@ impl Link<dyn Connection> {
         if spare.is_empty() {
             return Ok(0);
         }
+        let room = spare.len();
         let n = loop {
             match self.stream.read(spare) {
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
@@ -122,6 +135,9 @@ impl Link<dyn Connection> {
             }
         };
         rbuf.end += n;
+        // a read that filled all the room suggests the peer sends more per batch (pipelining):
+        // let the buffer grow next time instead of splitting every batch
+        rbuf.grow_next = n == room;
         Ok(n)
     }
 
@@ -153,11 +169,19 @@ pub(crate) struct ReadBuf {
     start: usize,
     end: usize,
     initial: usize,
+    /// The last read filled the buffer: grow before the next one.
+    grow_next: bool,
 }
 
 impl ReadBuf {
     pub(crate) fn new(initial: usize) -> ReadBuf {
-        ReadBuf { buf: Vec::new(), start: 0, end: 0, initial }
+        ReadBuf {
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            initial,
+            grow_next: false,
+        }
     }
 
     /// The unconsumed bytes.
@@ -197,7 +221,9 @@ impl ReadBuf {
             self.end -= self.start;
             self.start = 0;
         }
-        if self.end == self.buf.len() && self.buf.len() < max {
+        if (self.end == self.buf.len() || std::mem::take(&mut self.grow_next))
+            && self.buf.len() < max
+        {
             let new_len = (self.buf.len() * 2).min(max).max(self.buf.len());
             self.buf.resize(new_len, 0);
         }
@@ -209,9 +235,10 @@ impl ReadBuf {
     }
 
     /// Gives memory back after a large request: when nothing is buffered and the buffer grew past
-    /// its initial size, it returns to that size.
+    /// eight times its initial size, it returns to that size (smaller growth, e.g. for pipelined
+    /// batches, is kept to avoid reallocating for every batch).
     pub(crate) fn shrink_if_idle(&mut self) {
-        if self.is_empty() && self.buf.len() > self.initial {
+        if self.is_empty() && self.buf.len() > self.initial.saturating_mul(8) {
             self.buf = Vec::new();
         }
     }
@@ -251,7 +278,19 @@ mod tests {
         rb.consume(1);
         assert!(rb.is_empty());
         rb.shrink_if_idle();
-        assert_eq!(rb.spare(10_000).len(), 256);
+        assert_eq!(
+            rb.spare(10_000).len(),
+            512,
+            "twice the initial size is kept"
+        );
+        rb.push(&[3u8; 5000]);
+        rb.consume(5000);
+        rb.shrink_if_idle();
+        assert_eq!(
+            rb.spare(10_000).len(),
+            256,
+            "over eight times: back to the initial size"
+        );
         // max bounds the unconsumed data
         rb.push(&[2u8; 100]);
         assert_eq!(rb.spare(100).len(), 0);

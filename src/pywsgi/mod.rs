@@ -3,7 +3,9 @@
 //! An application is called once per request, on the connection's coroutine, with an
 //! [`Environ`] and a [`StartResponse`], and returns a [`Body`]:
 //!
-//! ```ignore
+//! ```no_run
+//! use may_gevent::pywsgi::{AppResult, Environ, StartResponse, WsgiServer};
+//!
 //! fn application(env: &mut Environ, start_response: &mut StartResponse<'_>) -> AppResult {
 //!     if env.path_info() == "/" {
 //!         start_response.call("200 OK", &[("Content-Type", "text/html")])?;
@@ -12,10 +14,15 @@
 //!     start_response.call("404 Not Found", &[("Content-Type", "text/html")])?;
 //!     Ok(vec![b"<h1>Not Found</h1>".to_vec()].into())
 //! }
+//!
+//! // gevent: WSGIServer(('127.0.0.1', 8088), application).serve_forever()
+//! WsgiServer::new("127.0.0.1:8088", application)?.serve_forever()?;
+//! # Ok::<(), may_gevent::Error>(())
 //! ```
 //!
-//! This module is the protocol engine; a server accepts connections and calls
-//! [`handle_connection`] on each connection's coroutine with a [`WsgiConfig`].
+//! [`WsgiServer`] runs the engine on a [`StreamServer`](crate::StreamServer)'s accept loop (so
+//! every spawn strategy, `stop(timeout)`, TLS and the socketserver hooks apply); each connection
+//! is served by [`handle_connection`] with the server's [`WsgiConfig`].
 //!
 //! # Differences from gevent
 //!
@@ -25,7 +32,7 @@
 //! - Every wait is bounded: a header read timeout (a client trickling its head is cut off with a
 //!   408), a keep-alive idle timeout, a body read timeout and a write timeout.
 //! - Request heads are parsed strictly (httparse with every leniency off, plus the checks of
-//!   [`head`](self) below): 400 and close on Content-Length together with Transfer-Encoding,
+//!   `head.rs`): 400 and close on Content-Length together with Transfer-Encoding,
 //!   repeated or non-numeric Content-Length, a Transfer-Encoding not ending in chunked (501 for
 //!   other codings), Transfer-Encoding on HTTP/1.0, whitespace before a colon, obs-fold (gevent
 //!   accepts folded headers), bare CR or LF, NUL, invalid name characters, non-ASCII request
@@ -50,8 +57,19 @@
 //!
 //! A response is built in a per-connection output buffer and leaves in one `write`; every request
 //! already in the read buffer (pipelining) is answered before the output is flushed, once, ahead of
-//! the next blocking read. The environ computes its keys on lookup from the parsed head. Buffers
-//! start small and shrink back after large requests.
+//! the next blocking read (streamed bodies and the `write` callable flush as they go). The environ
+//! computes its keys on lookup from the parsed head; header values that need their own storage are
+//! prepared on the first lookup only. `start_response` reuses its validated result when called
+//! with the same arguments as the previous request of the connection. Buffers start small (1 KiB
+//! read buffer), grow when a read fills them and shrink back after large requests; the parser's
+//! header slots live on the heap so that a connection's coroutine touches a single stack page.
+//!
+//! # Layout
+//!
+//! `head.rs` (request head, RFC 9112 framing rules), `chunked.rs` (chunked decoder),
+//! `input.rs` (`wsgi.input`), `response.rs` (`start_response`, `write`, framing), `environ.rs`,
+//! `app.rs` (`Application`, `Body`), `handler.rs` (the connection loop), `io.rs` (buffers),
+//! `conn.rs` (`Connection`), `config.rs` (limits, timeouts), `date.rs`, `access_log.rs`.
 
 mod access_log;
 mod app;
@@ -65,8 +83,8 @@ mod head;
 mod input;
 mod io;
 mod response;
+mod server;
 
-pub use access_log::StderrDrain;
 pub use app::{from_fn, AppError, AppResult, Application, Body};
 pub use config::{
     AccessLog, WsgiConfig, BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, KEEPALIVE_TIMEOUT,
@@ -79,6 +97,7 @@ pub use environ::{Environ, NON_STRING_KEYS};
 pub use handler::{handle_connection, WsgiHandler};
 pub use input::Input;
 pub use response::{ResponseError, StartResponse, Writer};
+pub use server::{WsgiServer, WsgiServerBuilder};
 
 /// Internals exposed for benchmarks and fuzzing only; not a stable API.
 #[doc(hidden)]
@@ -103,8 +122,90 @@ pub mod __private {
         }
     }
 
-    /// Decodes a whole chunked body fed in `piece`-byte slices; returns the decoded length, or
-    /// `None` if it is malformed or incomplete.
+    /// Serialises a hello-world response (`start_response` with one header, a static body)
+    /// through the engine's response writer into an in-memory buffer, as a benchmark target.
+    pub struct ResponseBench {
+        resp: super::response::Response,
+        head: RequestHead,
+    }
+
+    impl std::fmt::Debug for ResponseBench {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("ResponseBench")
+        }
+    }
+
+    struct Sink;
+
+    impl std::io::Read for Sink {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Ok(0)
+        }
+    }
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl super::Connection for Sink {
+        fn set_read_timeout(&mut self, _: Option<std::time::Duration>) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn set_write_timeout(&mut self, _: Option<std::time::Duration>) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Default for ResponseBench {
+        fn default() -> ResponseBench {
+            let link: super::io::Shared =
+                std::rc::Rc::new(std::cell::RefCell::new(super::io::Link::new(Sink)));
+            let mut head = RequestHead::default();
+            let limits = Limits {
+                max_request_line: 8192,
+                max_header_block: 65536,
+                max_body: None,
+            };
+            let _ = head::parse(
+                b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
+                &mut head,
+                &limits,
+            );
+            ResponseBench {
+                resp: super::response::Response::new(link),
+                head,
+            }
+        }
+    }
+
+    impl ResponseBench {
+        /// One response with `status` and `headers` (the same arguments every time hit the
+        /// `start_response` cache; vary them to measure validation); returns its wire length.
+        pub fn run(
+            &mut self,
+            status: &str,
+            headers: &[(&str, &str)],
+            body: &'static [u8],
+        ) -> usize {
+            self.resp.begin(&self.head, true);
+            if self.resp.start(status, headers).is_err() {
+                return 0;
+            }
+            let _ = self.resp.send_body(super::Body::from(body));
+            let mut link = self.resp.link.borrow_mut();
+            let len = link.wbuf.len();
+            link.wbuf.clear();
+            len
+        }
+    }
+
+    /// Decodes a whole chunked body fed in `piece`-byte slices (through the engine's decoder);
+    /// returns the decoded length, or `None` if it is malformed or incomplete.
     pub fn decode_chunked(body: &[u8], piece: usize, out: &mut Vec<u8>) -> Option<usize> {
         let mut decoder = ChunkedDecoder::new();
         out.clear();

@@ -72,7 +72,10 @@ impl fmt::Display for ResponseError {
             }
             ResponseError::InvalidContentLength(msg) => f.write_str(msg),
             ResponseError::ForbiddenHeader(name) => {
-                write!(f, "the application must not set the hop-by-hop header {name:?}")
+                write!(
+                    f,
+                    "the application must not set the hop-by-hop header {name:?}"
+                )
             }
             ResponseError::HeadersAlreadySent => {
                 f.write_str("start_response called after the response head was sent")
@@ -80,7 +83,9 @@ impl fmt::Display for ResponseError {
             ResponseError::NoBodyAllowed(code) => {
                 write!(f, "The {code} response must have no body")
             }
-            ResponseError::NotStarted => f.write_str("The application did not call start_response()"),
+            ResponseError::NotStarted => {
+                f.write_str("The application did not call start_response()")
+            }
             ResponseError::LengthMismatch { declared, actual } => write!(
                 f,
                 "response body length {actual} does not match its Content-Length {declared}"
@@ -146,9 +151,14 @@ pub(crate) struct Response {
     upgrade_allowed: bool,
     started: bool,
     code: u16,
-    status: Vec<u8>,
+    /// `HTTP/1.1 <status>\r\n` followed by the application's headers (but Connection), as sent.
     headers: Vec<u8>,
     scratch: Vec<u8>,
+    /// `status \0 name \0 value \0 ...` of the last successful `start` (when `key_valid`): the
+    /// same arguments again (the usual case: an application answers with the same status and
+    /// headers) reuse its validated, serialised result after a plain comparison.
+    key: Vec<u8>,
+    key_valid: bool,
     connection: Vec<u8>,
     app_connection: AppConnection,
     app_length: Option<u64>,
@@ -202,8 +212,20 @@ static TCHAR: [bool; 256] = {
         table[i] = b.is_ascii_alphanumeric()
             || matches!(
                 b,
-                b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_'
-                    | b'`' | b'|' | b'~'
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
             );
         i += 1;
     }
@@ -220,6 +242,34 @@ fn validate_name(name: &str) -> Result<(), ResponseError> {
     Err(ResponseError::InvalidHeaderName(name.to_owned()))
 }
 
+/// Whether every byte is printable ASCII (0x20..=0x7e), eight bytes at a time.
+#[inline]
+fn is_printable_ascii(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    #[inline]
+    fn word_ok(chunk: &[u8]) -> bool {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        // a byte below 0x20, or a byte above 0x7e (x + 1 per byte sets the high bit from 0x7f)
+        let low = x.wrapping_sub(ONES * 0x20) & !x;
+        let high = x.wrapping_add(ONES) | x;
+        (low | high) & HIGH == 0
+    }
+    if bytes.len() < 8 {
+        return bytes
+            .iter()
+            .fold(true, |ok, &b| ok & (b' '..0x7f).contains(&b));
+    }
+    let mut chunks = bytes.chunks_exact(8);
+    if !chunks.all(word_ok) {
+        return false;
+    }
+    // the tail, as the (overlapping) last eight bytes
+    chunks.remainder().is_empty() || word_ok(&bytes[bytes.len() - 8..])
+}
+
 /// Checks that `text` can go on the wire as latin-1: no CR/LF (header injection), no other control
 /// character but HTAB, no character above U+00FF.
 #[inline]
@@ -229,9 +279,18 @@ fn validate_text(
     invalid: impl Fn() -> ResponseError,
 ) -> Result<(), ResponseError> {
     // fast path: printable ASCII only
-    if text.bytes().all(|b| (b' '..0x7f).contains(&b)) {
+    if is_printable_ascii(text.as_bytes()) {
         return Ok(());
     }
+    validate_text_slow(text, newline, invalid)
+}
+
+#[cold]
+fn validate_text_slow(
+    text: &str,
+    newline: &'static str,
+    invalid: impl Fn() -> ResponseError,
+) -> Result<(), ResponseError> {
     if text.bytes().any(|b| b == b'\r' || b == b'\n') {
         return Err(ResponseError::Newline(newline));
     }
@@ -256,22 +315,27 @@ fn push_latin1(out: &mut Vec<u8>, text: &str) {
     }
 }
 
-fn push_decimal(out: &mut Vec<u8>, n: u64) {
-    if n < 10 {
-        out.push(b'0' + n as u8);
-        return;
-    }
+/// Appends `Content-Length: <n>\r\n\r\n` (the last header line and the blank line).
+#[inline]
+fn push_content_length(out: &mut Vec<u8>, n: u64) {
+    out.reserve(44);
+    out.extend_from_slice(b"Content-Length: ");
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     let mut n = n;
-    while n > 0 {
+    loop {
         i -= 1;
         digits[i] = b'0' + (n % 10) as u8;
         n /= 10;
+        if n == 0 {
+            break;
+        }
     }
+    // byte-sized copies: no wide read of the narrow stores just made
     for &digit in &digits[i..] {
         out.push(digit);
     }
+    out.extend_from_slice(b"\r\n\r\n");
 }
 
 /// Appends `n` in lower-case hex; returns the number of digits.
@@ -302,9 +366,10 @@ impl Response {
             upgrade_allowed: false,
             started: false,
             code: 0,
-            status: Vec::new(),
             headers: Vec::new(),
             scratch: Vec::new(),
+            key: Vec::new(),
+            key_valid: false,
             connection: Vec::new(),
             app_connection: AppConnection::None,
             app_length: None,
@@ -323,14 +388,9 @@ impl Response {
         self.is_head = head.is_head;
         self.keep_alive = keep_alive;
         self.upgrade_allowed = head.upgrade && head.version == Version::Http11;
+        // (status, headers and their flags stay: they are the `start` cache; `started` says
+        // whether they belong to this request)
         self.started = false;
-        self.code = 0;
-        self.status.clear();
-        self.headers.clear();
-        self.connection.clear();
-        self.app_connection = AppConnection::None;
-        self.app_length = None;
-        self.app_date = false;
         self.head_sent = false;
         self.mode = Mode::Pending;
         self.bytes_sent = 0;
@@ -355,87 +415,63 @@ impl Response {
 
     /// `start_response(status, headers)`. Validates everything before changing any state, so a
     /// failed call leaves a previous successful one in force.
-    pub(crate) fn start(&mut self, status: &str, headers: &[(&str, &str)]) -> Result<(), ResponseError> {
+    pub(crate) fn start(
+        &mut self,
+        status: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<(), ResponseError> {
         if self.head_sent {
             return Err(ResponseError::HeadersAlreadySent);
+        }
+        if self.key_valid && self.same_arguments(status, headers) {
+            self.started = true;
+            return Ok(());
         }
         let code = self.parse_status(status)?;
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
+        let size = headers
+            .iter()
+            .fold(status.len() + 11, |n, (k, v)| n + k.len() + v.len() + 4);
+        buf.reserve(size);
+        buf.extend_from_slice(b"HTTP/1.1 ");
+        push_latin1(&mut buf, status);
+        buf.extend_from_slice(b"\r\n");
         let mut connection = Vec::new();
         let mut app_connection = AppConnection::None;
         let mut app_length = None;
         let mut app_date = false;
-        let res = (|| {
-            for &(name, value) in headers {
-                validate_name(name)?;
-                let start = buf.len();
-                validate_text(value, "header value", || {
-                    ResponseError::InvalidHeaderValue(name.to_owned())
-                })?;
-                buf.extend_from_slice(name.as_bytes());
-                buf.extend_from_slice(b": ");
-                push_latin1(&mut buf, value);
-                let mut keep = true;
-                let special = matches!(name.len(), 4 | 10 | 14 | 17);
-                if !special {
-                    // nothing to check
-                } else if name.eq_ignore_ascii_case("content-length") {
-                    if app_length.is_some() {
-                        return Err(ResponseError::InvalidContentLength(
-                            "Content-Length given twice".to_owned(),
-                        ));
-                    }
-                    let text = value.trim_matches([' ', '\t']);
-                    let n = (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
-                        .then(|| text.parse::<u64>().ok())
-                        .flatten()
-                        .ok_or_else(|| {
-                            ResponseError::InvalidContentLength(format!(
-                                "invalid Content-Length: {value:?}"
-                            ))
-                        })?;
-                    if (code == 204 || code == 304) && n != 0 {
-                        return Err(ResponseError::InvalidContentLength(format!(
-                            "Invalid Content-Length for {code} response: '{value}' (must be absent or zero)"
-                        )));
-                    }
-                    app_length = Some(n);
-                    // RFC 9110 8.6: "A server MUST NOT send a Content-Length header field in any
-                    // response with a status code of 1xx (Informational) or 204 (No Content)."
-                    keep = code != 204 && code >= 200;
-                } else if name.eq_ignore_ascii_case("connection") {
-                    if value.split(',').any(|t| t.trim_matches([' ', '\t']).eq_ignore_ascii_case("close")) {
-                        app_connection = AppConnection::Close;
-                    } else if app_connection == AppConnection::None {
-                        app_connection = AppConnection::Other;
-                    }
-                    if !connection.is_empty() {
-                        connection.extend_from_slice(b", ");
-                    }
-                    connection.extend_from_slice(&buf[start + name.len() + 2..]);
-                    keep = false;
-                } else if name.eq_ignore_ascii_case("date") {
-                    app_date = true;
-                } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                    return Err(ResponseError::ForbiddenHeader(name.to_owned()));
-                }
-                if keep {
-                    buf.extend_from_slice(b"\r\n");
-                } else {
-                    buf.truncate(start);
-                }
+        for &(name, value) in headers {
+            let res = self.push_header(
+                &mut buf,
+                code,
+                name,
+                value,
+                &mut connection,
+                &mut app_connection,
+                &mut app_length,
+                &mut app_date,
+            );
+            if let Err(err) = res {
+                self.scratch = buf;
+                return Err(err);
             }
-            Ok(())
-        })();
-        if let Err(err) = res {
-            self.scratch = buf;
-            return Err(err);
         }
         // commit
         self.scratch = std::mem::replace(&mut self.headers, buf);
-        self.status.clear();
-        push_latin1(&mut self.status, status);
+        // 1xx results depend on the request (101 needs an upgrade request): never cached
+        self.key_valid = code >= 200;
+        if self.key_valid {
+            self.key.clear();
+            self.key.extend_from_slice(status.as_bytes());
+            self.key.push(0);
+            for (name, value) in headers {
+                self.key.extend_from_slice(name.as_bytes());
+                self.key.push(0);
+                self.key.extend_from_slice(value.as_bytes());
+                self.key.push(0);
+            }
+        }
         self.code = code;
         self.connection = connection;
         self.app_connection = app_connection;
@@ -445,10 +481,102 @@ impl Response {
         Ok(())
     }
 
-    fn parse_status(&self, status: &str) -> Result<u16, ResponseError> {
-        if status.bytes().any(|b| b == b'\r' || b == b'\n') {
-            return Err(ResponseError::Newline("status"));
+    /// Whether `status` and `headers` are exactly the arguments of the cached `start` (validated
+    /// text never contains NUL, so NUL separates the parts unambiguously).
+    fn same_arguments(&self, status: &str, headers: &[(&str, &str)]) -> bool {
+        let key = self.key.as_slice();
+        let mut pos = 0;
+        let mut part = |text: &str| {
+            let end = pos + text.len();
+            let same = key.get(pos..end) == Some(text.as_bytes()) && key.get(end) == Some(&0);
+            pos = end + 1;
+            same
+        };
+        part(status)
+            && headers
+                .iter()
+                .all(|&(name, value)| part(name) && part(value))
+            && pos == key.len()
+    }
+
+    /// Validates one application header and appends it to `buf` (except Connection, kept aside).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn push_header(
+        &self,
+        buf: &mut Vec<u8>,
+        code: u16,
+        name: &str,
+        value: &str,
+        connection: &mut Vec<u8>,
+        app_connection: &mut AppConnection,
+        app_length: &mut Option<u64>,
+        app_date: &mut bool,
+    ) -> Result<(), ResponseError> {
+        validate_name(name)?;
+        validate_text(value, "header value", || {
+            ResponseError::InvalidHeaderValue(name.to_owned())
+        })?;
+        let special = matches!(name.len(), 4 | 10 | 14 | 17);
+        if special {
+            if name.eq_ignore_ascii_case("content-length") {
+                if app_length.is_some() {
+                    return Err(ResponseError::InvalidContentLength(
+                        "Content-Length given twice".to_owned(),
+                    ));
+                }
+                let text = value.trim_matches([' ', '\t']);
+                let n = (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| text.parse::<u64>().ok())
+                    .flatten()
+                    .ok_or_else(|| {
+                        ResponseError::InvalidContentLength(format!(
+                            "invalid Content-Length: {value:?}"
+                        ))
+                    })?;
+                if (code == 204 || code == 304) && n != 0 {
+                    return Err(ResponseError::InvalidContentLength(format!(
+                        "Invalid Content-Length for {code} response: '{value}' (must be absent or zero)"
+                    )));
+                }
+                *app_length = Some(n);
+                // RFC 9110 8.6: "A server MUST NOT send a Content-Length header field in any
+                // response with a status code of 1xx (Informational) or 204 (No Content)."
+                if code == 204 || code < 200 {
+                    return Ok(());
+                }
+            } else if name.eq_ignore_ascii_case("connection") {
+                if value
+                    .split(',')
+                    .any(|t| t.trim_matches([' ', '\t']).eq_ignore_ascii_case("close"))
+                {
+                    *app_connection = AppConnection::Close;
+                } else if *app_connection == AppConnection::None {
+                    *app_connection = AppConnection::Other;
+                }
+                if !connection.is_empty() {
+                    connection.extend_from_slice(b", ");
+                }
+                push_latin1(connection, value);
+                return Ok(());
+            } else if name.eq_ignore_ascii_case("date") {
+                *app_date = true;
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                return Err(ResponseError::ForbiddenHeader(name.to_owned()));
+            }
         }
+        buf.extend_from_slice(name.as_bytes());
+        buf.extend_from_slice(b": ");
+        push_latin1(buf, value);
+        buf.extend_from_slice(b"\r\n");
+        Ok(())
+    }
+
+    fn parse_status(&self, status: &str) -> Result<u16, ResponseError> {
+        // CR/LF first (gevent's message), then the reason phrase characters
+        validate_text(status, "status", || {
+            ResponseError::InvalidStatus(status.to_owned())
+        })?;
         let bytes = status.as_bytes();
         let well_formed = bytes.len() >= 3
             && bytes[..3].iter().all(u8::is_ascii_digit)
@@ -459,8 +587,6 @@ impl Response {
         let code = u16::from(bytes[0] - b'0') * 100
             + u16::from(bytes[1] - b'0') * 10
             + u16::from(bytes[2] - b'0');
-        // the reason phrase characters too
-        validate_text(status, "status", || ResponseError::InvalidStatus(status.to_owned()))?;
         if (100..200).contains(&code) && code != 101 {
             return Err(ResponseError::InvalidStatus(format!(
                 "{status} (an informational status cannot be the final response)"
@@ -486,10 +612,18 @@ impl Response {
         } else if code < 200 || code == 204 || code == 304 {
             Mode::NoBody
         } else if let Some(n) = self.app_length {
-            if self.is_head { Mode::HeadOnly } else { Mode::Length(n) }
+            if self.is_head {
+                Mode::HeadOnly
+            } else {
+                Mode::Length(n)
+            }
         } else if let Some(n) = known_len {
             length_header = Some(n);
-            if self.is_head { Mode::HeadOnly } else { Mode::Length(n) }
+            if self.is_head {
+                Mode::HeadOnly
+            } else {
+                Mode::Length(n)
+            }
         } else if self.is_head {
             // unknown length: no framing header (RFC 9110 9.3.2 lets us omit what is only known
             // while generating the content)
@@ -508,9 +642,7 @@ impl Response {
         let mut link = self.link.borrow_mut();
         let before = link.wbuf.len();
         let wbuf = &mut link.wbuf;
-        wbuf.extend_from_slice(b"HTTP/1.1 ");
-        wbuf.extend_from_slice(&self.status);
-        wbuf.extend_from_slice(b"\r\n");
+        wbuf.reserve(self.headers.len() + 96);
         wbuf.extend_from_slice(&self.headers);
         if code == 101 {
             if !self.connection.is_empty() {
@@ -534,19 +666,15 @@ impl Response {
             wbuf.extend_from_slice(b"Connection: keep-alive\r\n");
         }
         if !self.app_date {
-            wbuf.extend_from_slice(b"Date: ");
-            wbuf.extend_from_slice(self.date.http_date());
-            wbuf.extend_from_slice(b"\r\n");
+            wbuf.extend_from_slice(self.date.http_date_line());
         }
         if let Some(n) = length_header {
-            wbuf.extend_from_slice(b"Content-Length: ");
-            push_decimal(wbuf, n);
+            push_content_length(wbuf, n);
+        } else if chunked {
+            wbuf.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+        } else {
             wbuf.extend_from_slice(b"\r\n");
         }
-        if chunked {
-            wbuf.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
-        }
-        wbuf.extend_from_slice(b"\r\n");
         self.bytes_sent += (link.wbuf.len() - before) as u64;
         link.response_started = true;
         if code == 101 {
@@ -614,7 +742,11 @@ impl Response {
         };
         self.bytes_sent += added as u64;
         let res = res.and_then(|()| {
-            if flush || link.wbuf.len() >= WBUF_FLUSH_AT { link.flush() } else { Ok(()) }
+            if flush || link.wbuf.len() >= WBUF_FLUSH_AT {
+                link.flush()
+            } else {
+                Ok(())
+            }
         });
         res.map_err(Failure::Disconnect)
     }
@@ -694,6 +826,22 @@ impl Response {
                 }
             }
             self.send_head(Some(total));
+            // fast path: a small buffered body right behind its head, in the same buffer
+            if self.mode == Mode::Length(total) && total < 4096 {
+                let mut link = self.link.borrow_mut();
+                if !link.dead {
+                    link.wbuf.extend_from_slice(single);
+                    for part in list {
+                        link.wbuf.extend_from_slice(part);
+                    }
+                    self.bytes_sent += total;
+                    self.mode = Mode::Length(0);
+                    if link.wbuf.len() >= WBUF_FLUSH_AT {
+                        link.flush().map_err(Failure::Disconnect)?;
+                    }
+                    return Ok(());
+                }
+            }
         }
         if !single.is_empty() {
             self.write_data(single, false)?;
@@ -715,12 +863,16 @@ impl Response {
         let before = link.wbuf.len();
         let wbuf = &mut link.wbuf;
         wbuf.extend_from_slice(b"HTTP/1.1 ");
-        push_decimal(wbuf, u64::from(code));
-        wbuf.push(b' ');
+        wbuf.extend_from_slice(&[
+            b'0' + (code / 100 % 10) as u8,
+            b'0' + (code / 10 % 10) as u8,
+            b'0' + (code % 10) as u8,
+            b' ',
+        ]);
         wbuf.extend_from_slice(reason(code).as_bytes());
-        wbuf.extend_from_slice(b"\r\nConnection: close\r\nContent-Length: 0\r\nDate: ");
-        wbuf.extend_from_slice(self.date.http_date());
-        wbuf.extend_from_slice(b"\r\n\r\n");
+        wbuf.extend_from_slice(b"\r\nConnection: close\r\nContent-Length: 0\r\n");
+        wbuf.extend_from_slice(self.date.http_date_line());
+        wbuf.extend_from_slice(b"\r\n");
         self.bytes_sent += (link.wbuf.len() - before) as u64;
         link.response_started = true;
         self.head_sent = true;
@@ -738,10 +890,10 @@ impl Response {
         let before = link.wbuf.len();
         let wbuf = &mut link.wbuf;
         wbuf.extend_from_slice(
-            b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 21\r\nDate: ",
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 21\r\n",
         );
-        wbuf.extend_from_slice(self.date.http_date());
-        wbuf.extend_from_slice(b"\r\n\r\n");
+        wbuf.extend_from_slice(self.date.http_date_line());
+        wbuf.extend_from_slice(b"\r\n");
         if !self.is_head {
             wbuf.extend_from_slice(BODY);
         }
@@ -760,8 +912,14 @@ impl Response {
 
 /// The `start_response` callable handed to the application.
 ///
-/// ```ignore
-/// start_response.call("200 OK", &[("Content-Type", "text/plain")])?;
+/// ```
+/// # use may_gevent::pywsgi::{AppResult, Environ, StartResponse};
+/// fn app(_env: &mut Environ, start_response: &mut StartResponse<'_>) -> AppResult {
+///     let mut write = start_response.call("200 OK", &[("Content-Type", "text/plain")])?;
+///     write.write(b"written at once; ")?; // gevent's write() callable
+///     Ok("then the returned body".into())
+/// }
+/// # let _ = app;
 /// ```
 ///
 /// - [`StartResponse::call`] may be called again to replace the status and headers as long as the
@@ -782,7 +940,10 @@ pub struct StartResponse<'a> {
 impl fmt::Debug for StartResponse<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StartResponse")
-            .field("status", &String::from_utf8_lossy(&self.resp.status))
+            .field(
+                "status",
+                &if self.resp.started { self.resp.code } else { 0 },
+            )
             .field("headers_sent", &self.resp.head_sent)
             .finish()
     }
@@ -799,9 +960,15 @@ impl<'a> StartResponse<'a> {
     ///
     /// A [`ResponseError`] for an invalid status or header, or when the head was already sent; a
     /// failed call changes nothing.
-    pub fn call(&mut self, status: &str, headers: &[(&str, &str)]) -> Result<Writer<'_>, ResponseError> {
+    pub fn call(
+        &mut self,
+        status: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Writer<'_>, ResponseError> {
         self.resp.start(status, headers)?;
-        Ok(Writer { resp: &mut *self.resp })
+        Ok(Writer {
+            resp: &mut *self.resp,
+        })
     }
 
     /// The `write` callable again (after a successful [`StartResponse::call`]).
@@ -813,7 +980,9 @@ impl<'a> StartResponse<'a> {
         if !self.resp.started {
             return Err(ResponseError::NotStarted);
         }
-        Ok(Writer { resp: &mut *self.resp })
+        Ok(Writer {
+            resp: &mut *self.resp,
+        })
     }
 
     /// Whether the response head has been sent (then `call` can no longer change it).
@@ -823,7 +992,11 @@ impl<'a> StartResponse<'a> {
 
     /// The status code set by the last successful `call` (0 before).
     pub fn status_code(&self) -> u16 {
-        self.resp.code
+        if self.resp.started {
+            self.resp.code
+        } else {
+            0
+        }
     }
 }
 
@@ -838,7 +1011,9 @@ pub struct Writer<'a> {
 
 impl fmt::Debug for Writer<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Writer").field("headers_sent", &self.resp.head_sent).finish()
+        f.debug_struct("Writer")
+            .field("headers_sent", &self.resp.head_sent)
+            .finish()
     }
 }
 
@@ -850,11 +1025,13 @@ impl Writer<'_> {
     /// `ErrorKind::InvalidInput` wrapping a [`ResponseError`] for a body on a 204/304 response or
     /// more bytes than the declared Content-Length; the I/O error when the client is gone.
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        self.resp.write_data(data, true).map_err(|failure| match failure {
-            Failure::Protocol(err) => err.into(),
-            Failure::Disconnect(err) => err,
-            Failure::App(err) => io::Error::other(err),
-        })
+        self.resp
+            .write_data(data, true)
+            .map_err(|failure| match failure {
+                Failure::Protocol(err) => err.into(),
+                Failure::Disconnect(err) => err,
+                Failure::App(err) => io::Error::other(err),
+            })
     }
 }
 
@@ -875,9 +1052,18 @@ mod tests {
     use super::super::input::tests::mem_link;
     use super::*;
 
-    const LIMITS: Limits = Limits { max_request_line: 8192, max_header_block: 65536, max_body: None };
+    const LIMITS: Limits = Limits {
+        max_request_line: 8192,
+        max_header_block: 65536,
+        max_body: None,
+    };
 
-    fn response_for(request: &[u8]) -> (Response, std::sync::Arc<std::sync::Mutex<super::super::input::tests::MemState>>) {
+    fn response_for(
+        request: &[u8],
+    ) -> (
+        Response,
+        std::sync::Arc<std::sync::Mutex<super::super::input::tests::MemState>>,
+    ) {
         let mut rh = RequestHead::default();
         head::parse(request, &mut rh, &LIMITS).unwrap().unwrap();
         let (link, state) = mem_link(b"", 1);
@@ -886,7 +1072,10 @@ mod tests {
         (resp, state)
     }
 
-    fn wire(resp: &mut Response, state: &std::sync::Arc<std::sync::Mutex<super::super::input::tests::MemState>>) -> String {
+    fn wire(
+        resp: &mut Response,
+        state: &std::sync::Arc<std::sync::Mutex<super::super::input::tests::MemState>>,
+    ) -> String {
         resp.flush().unwrap();
         let out = std::mem::take(&mut state.lock().unwrap().output);
         let text = String::from_utf8(out).unwrap();
@@ -908,8 +1097,11 @@ mod tests {
     #[test]
     fn buffered_body_gets_content_length() {
         let (mut resp, st) = response_for(GET11);
-        resp.start("200 OK", &[("Content-Type", "text/plain")]).unwrap();
-        resp.send_body(vec![b"hello ".to_vec(), b"world".to_vec()].into()).ok().unwrap();
+        resp.start("200 OK", &[("Content-Type", "text/plain")])
+            .unwrap();
+        resp.send_body(vec![b"hello ".to_vec(), b"world".to_vec()].into())
+            .ok()
+            .unwrap();
         assert_eq!(
             wire(&mut resp, &st),
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: X\r\nContent-Length: 11\r\n\r\nhello world"
@@ -923,18 +1115,29 @@ mod tests {
         let (mut resp, st) = response_for(GET10);
         resp.start("200 OK", &[]).unwrap();
         resp.send_body(Body::from("hi")).ok().unwrap();
-        assert_eq!(wire(&mut resp, &st), "HTTP/1.1 200 OK\r\nConnection: close\r\nDate: X\r\nContent-Length: 2\r\n\r\nhi");
+        assert_eq!(
+            wire(&mut resp, &st),
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nDate: X\r\nContent-Length: 2\r\n\r\nhi"
+        );
         assert!(resp.close);
         let (mut resp, st) = response_for(GET10KA);
         resp.start("200 OK", &[]).unwrap();
         resp.send_body(Body::from("hi")).ok().unwrap();
-        assert_eq!(wire(&mut resp, &st), "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nDate: X\r\nContent-Length: 2\r\n\r\nhi");
+        assert_eq!(
+            wire(&mut resp, &st),
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nDate: X\r\nContent-Length: 2\r\n\r\nhi"
+        );
         assert!(!resp.close);
         // streamed on 1.0: close-delimited, even if keep-alive was asked
         let (mut resp, st) = response_for(GET10KA);
         resp.start("200 OK", &[]).unwrap();
-        resp.send_body(Body::stream(vec![b"a".to_vec(), b"b".to_vec()])).ok().unwrap();
-        assert_eq!(wire(&mut resp, &st), "HTTP/1.1 200 OK\r\nConnection: close\r\nDate: X\r\n\r\nab");
+        resp.send_body(Body::stream(vec![b"a".to_vec(), b"b".to_vec()]))
+            .ok()
+            .unwrap();
+        assert_eq!(
+            wire(&mut resp, &st),
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nDate: X\r\n\r\nab"
+        );
         assert!(resp.close);
     }
 
@@ -942,9 +1145,14 @@ mod tests {
     fn streamed_body_is_chunked() {
         let (mut resp, st) = response_for(GET11);
         resp.start("200 OK", &[]).unwrap();
-        resp.send_body(Body::stream(vec![b"this".to_vec(), Vec::new(), b"is".to_vec(), b"chunked".to_vec()]))
-            .ok()
-            .unwrap();
+        resp.send_body(Body::stream(vec![
+            b"this".to_vec(),
+            Vec::new(),
+            b"is".to_vec(),
+            b"chunked".to_vec(),
+        ]))
+        .ok()
+        .unwrap();
         assert_eq!(
             wire(&mut resp, &st),
             "HTTP/1.1 200 OK\r\nDate: X\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nthis\r\n2\r\nis\r\n7\r\nchunked\r\n0\r\n\r\n"
@@ -952,8 +1160,13 @@ mod tests {
         // an empty stream has a known length after all
         let (mut resp, st) = response_for(GET11);
         resp.start("200 OK", &[]).unwrap();
-        resp.send_body(Body::stream(vec![Vec::new(), Vec::new()])).ok().unwrap();
-        assert_eq!(wire(&mut resp, &st), "HTTP/1.1 200 OK\r\nDate: X\r\nContent-Length: 0\r\n\r\n");
+        resp.send_body(Body::stream(vec![Vec::new(), Vec::new()]))
+            .ok()
+            .unwrap();
+        assert_eq!(
+            wire(&mut resp, &st),
+            "HTTP/1.1 200 OK\r\nDate: X\r\nContent-Length: 0\r\n\r\n"
+        );
     }
 
     #[test]
@@ -961,11 +1174,17 @@ mod tests {
         let (mut resp, st) = response_for(HEAD11);
         resp.start("200 OK", &[]).unwrap();
         resp.send_body(Body::from("hello")).ok().unwrap();
-        assert_eq!(wire(&mut resp, &st), "HTTP/1.1 200 OK\r\nDate: X\r\nContent-Length: 5\r\n\r\n");
+        assert_eq!(
+            wire(&mut resp, &st),
+            "HTTP/1.1 200 OK\r\nDate: X\r\nContent-Length: 5\r\n\r\n"
+        );
         let (mut resp, st) = response_for(HEAD11);
         resp.start("200 OK", &[("Content-Length", "100")]).unwrap();
         resp.send_body(Body::empty()).ok().unwrap();
-        assert_eq!(wire(&mut resp, &st), "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nDate: X\r\n\r\n");
+        assert_eq!(
+            wire(&mut resp, &st),
+            "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nDate: X\r\n\r\n"
+        );
         let (mut resp, st) = response_for(HEAD11);
         resp.start("200 OK", &[]).unwrap();
         let ran = std::rc::Rc::new(std::cell::Cell::new(false));
@@ -986,29 +1205,48 @@ mod tests {
         for status in ["204 No Content", "304 Not Modified"] {
             let (mut resp, st) = response_for(GET11);
             resp.start(status, &[]).unwrap();
-            resp.send_body(Body::stream(vec![Vec::new(), Vec::new()])).ok().unwrap();
-            assert_eq!(wire(&mut resp, &st), format!("HTTP/1.1 {status}\r\nDate: X\r\n\r\n"));
+            resp.send_body(Body::stream(vec![Vec::new(), Vec::new()]))
+                .ok()
+                .unwrap();
+            assert_eq!(
+                wire(&mut resp, &st),
+                format!("HTTP/1.1 {status}\r\nDate: X\r\n\r\n")
+            );
             let (mut resp, _) = response_for(GET11);
             resp.start(status, &[]).unwrap();
             let err = resp.send_body(Body::from("body")).err().unwrap();
             let code = &status[..3];
-            assert!(matches!(err, Failure::Protocol(ref e) if e.to_string() == format!("The {code} response must have no body")));
+            assert!(
+                matches!(err, Failure::Protocol(ref e) if e.to_string() == format!("The {code} response must have no body"))
+            );
             let (mut resp, _) = response_for(GET11);
-            let err = resp.start(status, &[("Content-Length", "100")]).unwrap_err();
+            let err = resp
+                .start(status, &[("Content-Length", "100")])
+                .unwrap_err();
             assert_eq!(
                 err.to_string(),
-                format!("Invalid Content-Length for {code} response: '100' (must be absent or zero)")
+                format!(
+                    "Invalid Content-Length for {code} response: '100' (must be absent or zero)"
+                )
             );
         }
         // 204 + Content-Length: 0 -> header dropped; 304 + Content-Length: 0 -> kept
         let (mut resp, st) = response_for(GET11);
-        resp.start("204 No Content", &[("Content-Length", "0")]).unwrap();
+        resp.start("204 No Content", &[("Content-Length", "0")])
+            .unwrap();
         resp.send_body(Body::empty()).ok().unwrap();
-        assert_eq!(wire(&mut resp, &st), "HTTP/1.1 204 No Content\r\nDate: X\r\n\r\n");
+        assert_eq!(
+            wire(&mut resp, &st),
+            "HTTP/1.1 204 No Content\r\nDate: X\r\n\r\n"
+        );
         let (mut resp, st) = response_for(GET11);
-        resp.start("304 Not Modified", &[("Content-Length", "0")]).unwrap();
+        resp.start("304 Not Modified", &[("Content-Length", "0")])
+            .unwrap();
         resp.send_body(Body::empty()).ok().unwrap();
-        assert_eq!(wire(&mut resp, &st), "HTTP/1.1 304 Not Modified\r\nContent-Length: 0\r\nDate: X\r\n\r\n");
+        assert_eq!(
+            wire(&mut resp, &st),
+            "HTTP/1.1 304 Not Modified\r\nContent-Length: 0\r\nDate: X\r\n\r\n"
+        );
     }
 
     #[test]
@@ -1016,22 +1254,73 @@ mod tests {
         let (mut resp, _) = response_for(GET11);
         type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
         let cases: [Case<'_>; 3] = [
-            ("200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", &[], "carriage return or newline in status"),
-            ("200 OK", &[("Test", "Hi\r\nConnection: close")], "carriage return or newline in header value"),
-            ("200 OK", &[("Test\r\n", "Hi")], "carriage return or newline in header name"),
+            (
+                "200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                &[],
+                "carriage return or newline in status",
+            ),
+            (
+                "200 OK",
+                &[("Test", "Hi\r\nConnection: close")],
+                "carriage return or newline in header value",
+            ),
+            (
+                "200 OK",
+                &[("Test\r\n", "Hi")],
+                "carriage return or newline in header name",
+            ),
         ];
         for (status, headers, message) in cases {
-            assert_eq!(resp.start(status, headers).unwrap_err().to_string(), message);
+            assert_eq!(
+                resp.start(status, headers).unwrap_err().to_string(),
+                message
+            );
         }
-        assert!(matches!(resp.start("200 OK", &[("X", "a\0b")]), Err(ResponseError::InvalidHeaderValue(_))));
-        assert!(matches!(resp.start("200 OK", &[("X Y", "a")]), Err(ResponseError::InvalidHeaderName(_))));
-        assert!(matches!(resp.start("200 OK", &[("", "a")]), Err(ResponseError::InvalidHeaderName(_))));
-        assert!(matches!(resp.start("200 OK", &[("X", "\u{1f4a3}")]), Err(ResponseError::NonLatin1(_))));
-        assert!(matches!(resp.start("200 OK", &[("Transfer-Encoding", "chunked")]), Err(ResponseError::ForbiddenHeader(_))));
-        assert!(matches!(resp.start("200 OK", &[("Content-Length", "abc")]), Err(ResponseError::InvalidContentLength(_))));
-        assert!(matches!(resp.start("200 OK", &[("Content-Length", "1"), ("content-length", "1")]), Err(ResponseError::InvalidContentLength(_))));
-        for bad in ["abc", "20", "2000 OK", "200OK", "099 X", "100 Continue", "101 Switching Protocols", "200 O\u{1}K"] {
-            assert!(matches!(resp.start(bad, &[]), Err(ResponseError::InvalidStatus(_))), "{bad}");
+        assert!(matches!(
+            resp.start("200 OK", &[("X", "a\0b")]),
+            Err(ResponseError::InvalidHeaderValue(_))
+        ));
+        assert!(matches!(
+            resp.start("200 OK", &[("X Y", "a")]),
+            Err(ResponseError::InvalidHeaderName(_))
+        ));
+        assert!(matches!(
+            resp.start("200 OK", &[("", "a")]),
+            Err(ResponseError::InvalidHeaderName(_))
+        ));
+        assert!(matches!(
+            resp.start("200 OK", &[("X", "\u{1f4a3}")]),
+            Err(ResponseError::NonLatin1(_))
+        ));
+        assert!(matches!(
+            resp.start("200 OK", &[("Transfer-Encoding", "chunked")]),
+            Err(ResponseError::ForbiddenHeader(_))
+        ));
+        assert!(matches!(
+            resp.start("200 OK", &[("Content-Length", "abc")]),
+            Err(ResponseError::InvalidContentLength(_))
+        ));
+        assert!(matches!(
+            resp.start(
+                "200 OK",
+                &[("Content-Length", "1"), ("content-length", "1")]
+            ),
+            Err(ResponseError::InvalidContentLength(_))
+        ));
+        for bad in [
+            "abc",
+            "20",
+            "2000 OK",
+            "200OK",
+            "099 X",
+            "100 Continue",
+            "101 Switching Protocols",
+            "200 O\u{1}K",
+        ] {
+            assert!(
+                matches!(resp.start(bad, &[]), Err(ResponseError::InvalidStatus(_))),
+                "{bad}"
+            );
         }
         assert!(!resp.started, "failed calls change nothing");
     }
@@ -1054,7 +1343,10 @@ mod tests {
         resp.start("500 Oops", &[("X-A", "1")]).unwrap();
         resp.start("200 OK", &[("X-B", "2")]).unwrap();
         resp.write_data(b"", true).ok().unwrap();
-        assert_eq!(resp.start("404 Not Found", &[]).unwrap_err(), ResponseError::HeadersAlreadySent);
+        assert_eq!(
+            resp.start("404 Not Found", &[]).unwrap_err(),
+            ResponseError::HeadersAlreadySent
+        );
         resp.send_body(Body::from("x")).ok().unwrap();
         assert_eq!(
             wire(&mut resp, &st),
@@ -1068,14 +1360,20 @@ mod tests {
         resp.start("200 OK", &[("Content-Length", "8")]).unwrap();
         resp.write_data(b"abcde", true).ok().unwrap();
         resp.send_body(Body::from("end")).ok().unwrap();
-        assert_eq!(wire(&mut resp, &st), "HTTP/1.1 200 OK\r\nContent-Length: 8\r\nDate: X\r\n\r\nabcdeend");
+        assert_eq!(
+            wire(&mut resp, &st),
+            "HTTP/1.1 200 OK\r\nContent-Length: 8\r\nDate: X\r\n\r\nabcdeend"
+        );
         assert!(!resp.close);
         // too long: truncated and closed
         let (mut resp, st) = response_for(GET11);
         resp.start("200 OK", &[("Content-Length", "3")]).unwrap();
         assert!(resp.write_data(b"abcde", true).is_err());
         assert!(resp.close);
-        assert_eq!(wire(&mut resp, &st), "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nDate: X\r\n\r\nabc");
+        assert_eq!(
+            wire(&mut resp, &st),
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nDate: X\r\n\r\nabc"
+        );
         // too short: closed
         let (mut resp, _) = response_for(GET11);
         resp.start("200 OK", &[("Content-Length", "10")]).unwrap();
@@ -1094,12 +1392,20 @@ mod tests {
         let (mut resp, st) = response_for(GET11);
         resp.start("200 OK", &[("Connection", "close")]).unwrap();
         resp.send_body(Body::from("x")).ok().unwrap();
-        assert_eq!(wire(&mut resp, &st), "HTTP/1.1 200 OK\r\nConnection: close\r\nDate: X\r\nContent-Length: 1\r\n\r\nx");
+        assert_eq!(
+            wire(&mut resp, &st),
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nDate: X\r\nContent-Length: 1\r\n\r\nx"
+        );
         assert!(resp.close);
-        let (mut resp, st) = response_for(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
-        resp.start("200 OK", &[("Connection", "keep-alive")]).unwrap();
+        let (mut resp, st) =
+            response_for(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+        resp.start("200 OK", &[("Connection", "keep-alive")])
+            .unwrap();
         resp.send_body(Body::from("x")).ok().unwrap();
-        assert_eq!(wire(&mut resp, &st), "HTTP/1.1 200 OK\r\nConnection: close\r\nDate: X\r\nContent-Length: 1\r\n\r\nx");
+        assert_eq!(
+            wire(&mut resp, &st),
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nDate: X\r\nContent-Length: 1\r\n\r\nx"
+        );
         assert!(resp.close);
     }
 
@@ -1107,16 +1413,92 @@ mod tests {
     fn upgrade() {
         let (mut resp, _) = response_for(GET11);
         assert!(resp.start("101 Switching Protocols", &[]).is_err());
-        let (mut resp, st) = response_for(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
-        resp.start("101 Switching Protocols", &[("Upgrade", "websocket"), ("Connection", "Upgrade")]).unwrap();
+        let (mut resp, st) = response_for(
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        );
+        resp.start(
+            "101 Switching Protocols",
+            &[("Upgrade", "websocket"), ("Connection", "Upgrade")],
+        )
+        .unwrap();
         resp.write_data(b"", true).ok().unwrap();
-        resp.send_body(vec![b"upgrading to".to_vec(), b"websocket".to_vec()].into()).ok().unwrap();
+        resp.send_body(vec![b"upgrading to".to_vec(), b"websocket".to_vec()].into())
+            .ok()
+            .unwrap();
         assert_eq!(
             wire(&mut resp, &st),
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nDate: X\r\n\r\nupgrading towebsocket"
         );
         assert!(resp.close);
         assert!(resp.link.borrow().upgraded);
+    }
+
+    #[test]
+    fn start_response_cache() {
+        let (mut resp, st) = response_for(GET11);
+        resp.start("200 OK", &[("Content-Type", "text/plain")])
+            .unwrap();
+        resp.send_body(Body::from("a")).ok().unwrap();
+        let first = wire(&mut resp, &st);
+        // same arguments: served from the cache, same bytes
+        let mut rh = RequestHead::default();
+        head::parse(GET11, &mut rh, &LIMITS).unwrap().unwrap();
+        resp.begin(&rh, true);
+        assert!(resp.key_valid);
+        resp.start("200 OK", &[("Content-Type", "text/plain")])
+            .unwrap();
+        resp.send_body(Body::from("a")).ok().unwrap();
+        assert_eq!(wire(&mut resp, &st), first);
+        // any difference misses the cache (and errors are still reported)
+        for (status, headers) in [
+            ("200 OK", &[("Content-Type", "text/plai")][..]),
+            ("200 OK", &[("Content-Type", "text/plain"), ("X", "y")][..]),
+            ("200 OK", &[][..]),
+            ("201 OK", &[("Content-Type", "text/plain")][..]),
+            ("200 OK\0", &[("Content-Type", "text/plain")][..]),
+        ] {
+            resp.begin(&rh, true);
+            let res = resp.start(status, headers);
+            assert_eq!(
+                res.is_ok(),
+                !status.contains('\0'),
+                "{status:?} {headers:?}"
+            );
+        }
+        resp.begin(&rh, true);
+        assert!(resp.start("200 OK", &[("X", "a\rb")]).is_err());
+        resp.start("200 OK", &[("Content-Length", "1")]).unwrap();
+        resp.begin(&rh, true);
+        resp.start("200 OK", &[("Content-Length", "1")]).unwrap();
+        assert_eq!(resp.app_length, Some(1));
+        assert!(
+            resp.send_body(Body::from("ab")).is_err(),
+            "the cached Content-Length is enforced"
+        );
+    }
+
+    #[test]
+    fn printable_ascii_check() {
+        assert!(is_printable_ascii(b""));
+        assert!(is_printable_ascii(b" ~ ~ ~ ~ ~ ~ ~ ~ ~"));
+        for bad in [0x00u8, 0x09, 0x0a, 0x0d, 0x1f, 0x7f, 0x80, 0xc3, 0xff] {
+            for pos in 0..17 {
+                let mut text = vec![b'a'; 17];
+                text[pos] = bad;
+                assert!(!is_printable_ascii(&text), "{bad:#x} at {pos}");
+            }
+        }
+        let all: Vec<u8> = (0x20..0x7f).collect();
+        assert!(is_printable_ascii(&all));
+    }
+
+    #[test]
+    fn content_length_lines() {
+        for n in [0u64, 7, 13, 100, 300_005, u64::MAX] {
+            let mut line = b"x".to_vec();
+            push_content_length(&mut line, n);
+            assert_eq!(line, format!("xContent-Length: {n}\r\n\r\n").as_bytes());
+        }
     }
 
     #[test]
@@ -1140,11 +1522,19 @@ mod tests {
         let (mut resp, st) = response_for(GET11);
         resp.start("200 OK", &[]).unwrap();
         let big = vec![b'a'; 8192];
-        resp.send_body(Body::stream(vec![big.clone(), big.clone(), big.clone()])).ok().unwrap();
+        resp.send_body(Body::stream(vec![big.clone(), big.clone(), big.clone()]))
+            .ok()
+            .unwrap();
         let text = wire(&mut resp, &st);
         let body_start = text.find("\r\n\r\n").unwrap() + 4;
-        let expected: String = (0..3).map(|_| format!("2000\r\n{}\r\n", "a".repeat(8192))).collect::<String>() + "0\r\n\r\n";
+        let expected: String = (0..3)
+            .map(|_| format!("2000\r\n{}\r\n", "a".repeat(8192)))
+            .collect::<String>()
+            + "0\r\n\r\n";
         assert_eq!(&text[body_start..], expected);
-        assert_eq!(resp.bytes_sent as usize, text.len() - "Date: X".len() + "Date: Sat, 21 Nov 2026 15:00:31 GMT".len());
+        assert_eq!(
+            resp.bytes_sent as usize,
+            text.len() - "Date: X".len() + "Date: Sat, 21 Nov 2026 15:00:31 GMT".len()
+        );
     }
 }

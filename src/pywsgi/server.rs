@@ -1,0 +1,286 @@
+//! `WsgiServer`: the pywsgi engine on a [`StreamServer`](crate::StreamServer)'s accept loop
+//! (gevent: `gevent.pywsgi.WSGIServer`).
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Shutdown};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use crate::address::Address;
+use crate::base_server::{common_builder_methods, server_wrapper, BaseServer, Options, Shared};
+use crate::error::Result;
+use crate::handler::{Dispatch, Hooks};
+use crate::socket::{IntoListener, Listener};
+use crate::spawn::Spawn;
+use crate::stream::Stream;
+
+use super::app::Application;
+use super::config::{AccessLog, WsgiConfig};
+use super::conn::Connection;
+use super::handler::handle_connection;
+
+impl Connection for Stream {
+    fn set_read_timeout(&mut self, dur: Option<Duration>) -> io::Result<()> {
+        Stream::set_read_timeout(self, dur)
+    }
+
+    fn set_write_timeout(&mut self, dur: Option<Duration>) -> io::Result<()> {
+        Stream::set_write_timeout(self, dur)
+    }
+
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+}
+
+/// A WSGI-style HTTP/1.1 server: every connection is served by a
+/// [`WsgiHandler`](super::WsgiHandler) that calls the [`Application`] once per request.
+/// gevent: `gevent.pywsgi.WSGIServer`.
+///
+/// Every lifecycle method (`start`, `serve_forever`, `stop`, `close`, `address`, ...) comes
+/// from [`BaseServer`], which this type dereferences to; dropping a started server stops it.
+///
+/// ```
+/// use may_gevent::pywsgi::{AppResult, Environ, StartResponse, WsgiServer};
+/// use std::io::{Read, Write};
+///
+/// fn application(env: &mut Environ, start_response: &mut StartResponse<'_>) -> AppResult {
+///     if env.path_info() == "/" {
+///         start_response.call("200 OK", &[("Content-Type", "text/html")])?;
+///         return Ok(vec![b"<b>hello world</b>".to_vec()].into());
+///     }
+///     start_response.call("404 Not Found", &[("Content-Type", "text/html")])?;
+///     Ok(vec![b"<h1>Not Found</h1>".to_vec()].into())
+/// }
+///
+/// let server = WsgiServer::builder("127.0.0.1:0", application)
+///     .access_log(None) // gevent: log=None
+///     .build()?;
+/// server.start()?;
+///
+/// let addr = server.address().unwrap().as_inet().unwrap();
+/// let mut client = std::net::TcpStream::connect(addr)?;
+/// client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+/// let mut reply = String::new();
+/// client.read_to_string(&mut reply)?;
+/// assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"));
+/// assert!(reply.ends_with("\r\n\r\n<b>hello world</b>"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[doc(alias = "WSGIServer")]
+pub struct WsgiServer {
+    base: BaseServer,
+}
+
+/// Builder for a [`WsgiServer`], from [`WsgiServer::builder`].
+#[must_use = "a builder does nothing until .build()"]
+pub struct WsgiServerBuilder {
+    listener: Result<Listener>,
+    app: Arc<dyn Application>,
+    spawn: Spawn,
+    opts: Options,
+    hooks: Hooks,
+    logger: Option<slog::Logger>,
+    config: WsgiConfig,
+    error_log_set: bool,
+    #[cfg(feature = "tls")]
+    tls: crate::tls::TlsBuilder,
+}
+
+impl fmt::Debug for WsgiServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WsgiServerBuilder")
+            .field("listener", &self.listener)
+            .field("spawn", &self.spawn)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WsgiServer {
+    /// A server on `listener` serving `application`, with every default (access log on
+    /// stderr). It binds at `start()`/`serve_forever()`.
+    /// gevent: `WSGIServer(listener, application)`.
+    ///
+    /// # Errors
+    /// An unparsable address or an unusable socket.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(listener: impl IntoListener, application: impl Application) -> Result<WsgiServer> {
+        WsgiServer::builder(listener, application).build()
+    }
+
+    /// Start configuring a server: spawn strategy, logs, limits, timeouts, TLS, environ.
+    pub fn builder(
+        listener: impl IntoListener,
+        application: impl Application,
+    ) -> WsgiServerBuilder {
+        WsgiServerBuilder {
+            listener: listener.into_listener(),
+            app: Arc::new(application),
+            spawn: Spawn::Default,
+            opts: Options::default(),
+            hooks: Hooks::default(),
+            logger: None,
+            config: WsgiConfig::new(),
+            error_log_set: false,
+            #[cfg(feature = "tls")]
+            tls: Default::default(),
+        }
+    }
+}
+
+server_wrapper!(WsgiServer);
+
+impl WsgiServerBuilder {
+    common_builder_methods!();
+    #[cfg(feature = "tls")]
+    crate::tls::tls_builder_methods!();
+
+    /// Replace the whole protocol configuration (limits, timeouts, logs, environ).
+    /// Default: [`WsgiConfig::new`].
+    pub fn config(mut self, config: WsgiConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Where the access log goes: an [`AccessLog`] (a writer, a slog `Logger`, or off); `None`
+    /// switches it off. Default: standard error. gevent: `log=`.
+    pub fn access_log(mut self, log: impl Into<Option<AccessLog>>) -> Self {
+        self.config = self.config.access_log(log.into().unwrap_or(AccessLog::Off));
+        self
+    }
+
+    /// Where application errors go (also `wsgi.errors`). Default: the logger given to
+    /// `.logger(..)`, else standard error. gevent: `error_log=`.
+    pub fn error_log(mut self, logger: slog::Logger) -> Self {
+        self.config = self.config.error_log(logger);
+        self.error_log_set = true;
+        self
+    }
+
+    /// An extra environ entry for every request. gevent: `environ=`.
+    pub fn environ(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.config = self.config.environ(key, value);
+        self
+    }
+
+    /// Check the settings and create the server (it binds at `start()`).
+    ///
+    /// # Errors
+    /// An unparsable address, `max_accept` of 0, a backlog together with a bound socket, or
+    /// (with TLS) unreadable or invalid certificate files.
+    pub fn build(self) -> Result<WsgiServer> {
+        let listener = self.listener?;
+        let mut config = self.config;
+        if let (Some(logger), false) = (&self.logger, self.error_log_set) {
+            config = config.error_log(logger.clone());
+        }
+        let logger = self.logger.unwrap_or_else(crate::log::default_logger);
+        #[cfg(feature = "tls")]
+        let (tls, opts) = self.tls.finish(self.opts)?;
+        #[cfg(not(feature = "tls"))]
+        let opts = self.opts;
+        #[cfg(feature = "tls")]
+        if tls.is_some() && config.get_url_scheme() == "http" {
+            config = config.url_scheme("https");
+        }
+        let cell = Arc::new(ConfigCell {
+            template: config,
+            server: Mutex::new(Weak::new()),
+            resolved: Mutex::new(None),
+        });
+        let app = self.app;
+        let per_conn = cell.clone();
+        let handler = move |stream: Stream, address: Address| {
+            // One write per response: no Nagle delay between responses.
+            let _ = stream.set_nodelay(true);
+            let config = per_conn.get();
+            handle_connection(stream, address.as_inet(), &config, &*app);
+        };
+        let base = BaseServer::from_parts(
+            "WSGIServer",
+            false,
+            listener,
+            Dispatch::Stream(Arc::new(handler)),
+            self.spawn,
+            opts,
+            self.hooks,
+            logger,
+            #[cfg(feature = "tls")]
+            tls,
+        )?;
+        *cell.server.lock().unwrap_or_else(|p| p.into_inner()) = Arc::downgrade(&base.shared);
+        Ok(WsgiServer { base })
+    }
+}
+
+/// The configuration, completed with SERVER_NAME and SERVER_PORT from the bound address
+/// (gevent: `update_environ`), recomputed when the server is rebound elsewhere.
+struct ConfigCell {
+    template: WsgiConfig,
+    server: Mutex<Weak<Shared>>,
+    resolved: Mutex<Option<(Option<Address>, Arc<WsgiConfig>)>>,
+}
+
+impl ConfigCell {
+    fn get(&self) -> Arc<WsgiConfig> {
+        let address = self
+            .server
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .upgrade()
+            .and_then(|shared| BaseServer { shared }.address());
+        let mut resolved = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((addr, config)) = resolved.as_ref() {
+            if *addr == address {
+                return config.clone();
+            }
+        }
+        let config = Arc::new(update_environ(&self.template, address.as_ref()));
+        *resolved = Some((address, config.clone()));
+        config
+    }
+}
+
+/// gevent `WSGIServer.update_environ`: SERVER_NAME is the host's name (`localhost` for
+/// loopback, the machine's host name for a wildcard address), SERVER_PORT the bound port;
+/// both empty for Unix sockets. Values the user set are kept.
+fn update_environ(template: &WsgiConfig, address: Option<&Address>) -> WsgiConfig {
+    let mut config = template.clone();
+    let Some(inet) = address.and_then(Address::as_inet) else {
+        return config;
+    };
+    if config.get_server_name().is_empty() {
+        let ip = inet.ip();
+        let name = if ip.is_loopback() {
+            "localhost".to_owned()
+        } else if ip.is_unspecified() {
+            host_name().unwrap_or_else(|| ip.to_string())
+        } else {
+            match ip {
+                IpAddr::V4(v4) => v4.to_string(),
+                IpAddr::V6(v6) => v6.to_string(),
+            }
+        };
+        config = config.server_name(name);
+    }
+    if config.get_server_port().is_empty() {
+        config = config.server_port(inet.port().to_string());
+    }
+    config
+}
+
+fn host_name() -> Option<String> {
+    let mut buf = [0u8; 256];
+    #[allow(unsafe_code)]
+    // SAFETY: gethostname writes at most `buf.len()` bytes into our buffer.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8(buf[..end].to_vec())
+        .ok()
+        .filter(|s| !s.is_empty())
+}
