@@ -161,9 +161,14 @@ pub(crate) struct Shared {
     pub(crate) logger: Logger,
     dispatch: Mutex<Dispatch>,
     state: Mutex<State>,
+    /// Called on every `start()` (true) and `close()` (false), e.g. to end idle keep-alive
+    /// connections when a WSGI server stops.
+    lifecycle: Mutex<Vec<LifecycleHook>>,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::tls::TlsOptions>,
 }
+
+pub(crate) type LifecycleHook = Arc<dyn Fn(bool) + Send + Sync>;
 
 /// The lifecycle every server shares: `start`, `serve_forever`, `stop(timeout)`, `close`,
 /// `start_accepting`/`stop_accepting`, `handle_request`, `shutdown`, and the bound address.
@@ -381,6 +386,7 @@ impl BaseServer {
                 hooks,
                 logger,
                 dispatch: Mutex::new(dispatch),
+                lifecycle: Mutex::new(Vec::new()),
                 state: Mutex::new(State {
                     source,
                     bound: None,
@@ -404,6 +410,26 @@ impl BaseServer {
             }
         }
         Ok(server)
+    }
+
+    pub(crate) fn on_lifecycle(&self, hook: LifecycleHook) {
+        self.shared
+            .lifecycle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(hook);
+    }
+
+    fn run_lifecycle(&self, started: bool) {
+        let hooks = self
+            .shared
+            .lifecycle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for hook in hooks {
+            hook(started);
+        }
     }
 
     pub(crate) fn set_dispatch(&self, dispatch: Dispatch) -> Result<()> {
@@ -482,6 +508,7 @@ impl BaseServer {
         if state.stop_event.is_fired() {
             state.stop_event = Arc::new(SyncFlag::new());
         }
+        self.run_lifecycle(true);
         self.start_accepting_locked(&mut state)
     }
 
@@ -596,6 +623,7 @@ impl BaseServer {
         }
         // The accept loop held the other reference; the socket closes here.
         drop(bound);
+        self.run_lifecycle(false);
         stop_event.fire();
     }
 

@@ -27,6 +27,23 @@ pub trait Connection: Read + Write + Send {
     fn shutdown_write(&mut self) -> io::Result<()> {
         Ok(())
     }
+
+    /// Called with `true` when the engine starts waiting for the next request of a keep-alive
+    /// connection (nothing of it received yet, every response flushed), and with `false` when
+    /// that wait ends. Returning `false` from the `true` call means "the server is closing: do
+    /// not wait, close the connection". A server uses this to end idle keep-alive connections
+    /// at once when it stops (it may shut the socket's read side down while it is idle, which
+    /// the engine sees as the client closing). The default does nothing and returns `true`.
+    fn set_idle(&mut self, idle: bool) -> bool {
+        let _ = idle;
+        true
+    }
+
+    /// True when the server is closing: the engine then answers the request it is serving with
+    /// `Connection: close` instead of keeping the connection alive. Default: `false`.
+    fn server_closing(&self) -> bool {
+        false
+    }
 }
 
 impl Connection for may::net::TcpStream {
@@ -68,6 +85,14 @@ impl<C: Connection + ?Sized> Connection for Box<C> {
 
     fn shutdown_write(&mut self) -> io::Result<()> {
         (**self).shutdown_write()
+    }
+
+    fn set_idle(&mut self, idle: bool) -> bool {
+        (**self).set_idle(idle)
+    }
+
+    fn server_closing(&self) -> bool {
+        (**self).server_closing()
     }
 }
 

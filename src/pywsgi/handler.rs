@@ -185,7 +185,9 @@ impl<'a> WsgiHandler<'a> {
         self.first = false;
         let t0 = (!self.config.access_log.is_off()).then(Instant::now);
         state.input.rbuf_mut().consume(len);
-        let keep_alive = state.head.keep_alive && self.config.keep_alive;
+        let keep_alive = state.head.keep_alive
+            && self.config.keep_alive
+            && !self.resp.link.borrow().stream.server_closing();
         self.resp.begin(&state.head, keep_alive);
         state
             .input
@@ -271,11 +273,19 @@ impl<'a> WsgiHandler<'a> {
             } else {
                 self.config.keepalive_timeout
             };
-            let res = self
-                .resp
-                .link
-                .borrow_mut()
-                .fill(rbuf, self.limits.max_head(), timeout);
+            let res = {
+                let mut link = self.resp.link.borrow_mut();
+                // between requests: the server may end an idle connection when it stops
+                let idle = !started;
+                if idle && !link.stream.set_idle(true) {
+                    return Ok(None);
+                }
+                let res = link.fill(rbuf, self.limits.max_head(), timeout);
+                if idle {
+                    link.stream.set_idle(false);
+                }
+                res
+            };
             match res {
                 Ok(0) => {
                     if rbuf.len() >= self.limits.max_head() {

@@ -640,6 +640,10 @@ impl Response {
             self.close = true;
         }
         let mut link = self.link.borrow_mut();
+        // the server began stopping while this request ran: this is its last response
+        if !self.close && link.stream.server_closing() {
+            self.close = true;
+        }
         let before = link.wbuf.len();
         let wbuf = &mut link.wbuf;
         wbuf.reserve(self.headers.len() + 96);

@@ -1,9 +1,12 @@
 //! `WsgiServer`: the pywsgi engine on a [`StreamServer`](crate::StreamServer)'s accept loop
 //! (gevent: `gevent.pywsgi.WSGIServer`).
 
+use std::collections::HashSet;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Shutdown};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -19,6 +22,108 @@ use super::app::Application;
 use super::config::{AccessLog, WsgiConfig};
 use super::conn::Connection;
 use super::handler::handle_connection;
+
+/// The keep-alive connections waiting for their next request, so that `close()`/`stop()` can
+/// end them at once instead of waiting for the keep-alive timeout (gevent leaves them open:
+/// gevent issue #1866). Their read side is shut down, which the engine sees as the client
+/// closing between requests; a connection in the middle of a request is left to finish.
+#[derive(Default)]
+struct IdleConnections {
+    closing: AtomicBool,
+    fds: Mutex<HashSet<RawFd>>,
+}
+
+impl IdleConnections {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<RawFd>> {
+        self.fds.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set_closing(&self, closing: bool) {
+        self.closing.store(closing, Ordering::SeqCst);
+        if closing {
+            for fd in self.lock().drain() {
+                #[allow(unsafe_code)]
+                // SAFETY: shutdown(2) does not close or invalidate the descriptor, and `fd` is
+                // open: its connection removes it from this set, under this lock, before the
+                // socket is closed.
+                unsafe {
+                    libc::shutdown(fd, libc::SHUT_RD);
+                }
+            }
+        }
+    }
+}
+
+/// A connection as the engine sees it: the stream plus the idle registry.
+struct Served {
+    stream: Stream,
+    idle: Arc<IdleConnections>,
+    registered: bool,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        // Also during a cancel: a std mutex held for a moment, no may I/O.
+        if self.registered {
+            self.idle.lock().remove(&self.stream.as_raw_fd());
+        }
+    }
+}
+
+impl io::Read for Served {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.read(buf)
+    }
+}
+
+impl io::Write for Served {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.stream.write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
+}
+
+impl Connection for Served {
+    fn set_read_timeout(&mut self, dur: Option<Duration>) -> io::Result<()> {
+        self.stream.set_read_timeout(dur)
+    }
+
+    fn set_write_timeout(&mut self, dur: Option<Duration>) -> io::Result<()> {
+        self.stream.set_write_timeout(dur)
+    }
+
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.stream.shutdown(Shutdown::Write)
+    }
+
+    fn set_idle(&mut self, idle: bool) -> bool {
+        let fd = self.stream.as_raw_fd();
+        if idle {
+            let mut fds = self.idle.lock();
+            // checked under the lock: either we see `closing`, or the sweep sees our fd
+            if self.idle.closing.load(Ordering::SeqCst) {
+                return false;
+            }
+            fds.insert(fd);
+            self.registered = true;
+        } else if self.registered {
+            self.idle.lock().remove(&fd);
+            self.registered = false;
+        }
+        true
+    }
+
+    fn server_closing(&self) -> bool {
+        self.idle.closing.load(Ordering::Relaxed)
+    }
+}
 
 impl Connection for Stream {
     fn set_read_timeout(&mut self, dur: Option<Duration>) -> io::Result<()> {
@@ -192,11 +297,18 @@ impl WsgiServerBuilder {
         });
         let app = self.app;
         let per_conn = cell.clone();
+        let idle = Arc::new(IdleConnections::default());
+        let registry = idle.clone();
         let handler = move |stream: Stream, address: Address| {
             // One write per response: no Nagle delay between responses.
             let _ = stream.set_nodelay(true);
             let config = per_conn.get();
-            handle_connection(stream, address.as_inet(), &config, &*app);
+            let conn = Served {
+                stream,
+                idle: registry.clone(),
+                registered: false,
+            };
+            handle_connection(conn, address.as_inet(), &config, &*app);
         };
         let base = BaseServer::from_parts(
             "WSGIServer",
@@ -211,6 +323,7 @@ impl WsgiServerBuilder {
             tls,
         )?;
         *cell.server.lock().unwrap_or_else(|p| p.into_inner()) = Arc::downgrade(&base.shared);
+        base.on_lifecycle(Arc::new(move |started| idle.set_closing(!started)));
         Ok(WsgiServer { base })
     }
 }

@@ -1,0 +1,92 @@
+//! Stopping a WsgiServer: idle keep-alive connections end at once, requests in flight finish
+//! (with `Connection: close`), stuck ones are cancelled after the timeout.
+
+#[path = "wsgi_support/mod.rs"]
+mod support;
+
+use std::io::Write;
+use std::sync::mpsc;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use may_gevent::pywsgi::from_fn;
+use support::{read_response, serve};
+
+#[test]
+fn stop_closes_idle_keepalive_connections_at_once() {
+    let server = serve(from_fn(|_env, start_response| {
+        start_response.call("200 OK", &[])?;
+        Ok("hi".into())
+    }));
+    let mut idle: Vec<_> = (0..5).map(|_| server.client()).collect();
+    for client in &mut idle {
+        assert_eq!(client.get("/").body, b"hi");
+    }
+    let begin = Instant::now();
+    server.server.stop(Duration::from_secs(5));
+    let took = begin.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "stop waited {took:?} for idle connections"
+    );
+    for client in &mut idle {
+        client.assert_closed();
+    }
+}
+
+#[test]
+fn stop_lets_a_request_in_flight_finish_with_connection_close() {
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let server = serve(from_fn(move |_env, start_response| {
+        tx.lock().unwrap().send(()).unwrap();
+        may::coroutine::sleep(Duration::from_millis(300));
+        start_response.call("200 OK", &[])?;
+        Ok("finished".into())
+    }));
+    let mut client = server.client();
+    client.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let control = server.server.base();
+    let stopper = std::thread::spawn(move || {
+        let begin = Instant::now();
+        control.stop(Duration::from_secs(5));
+        begin.elapsed()
+    });
+    let resp = read_response(&mut client.reader, false).unwrap();
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body, b"finished");
+    assert_eq!(resp.header("Connection"), Some("close"));
+    client.assert_closed();
+    let took = stopper.join().unwrap();
+    assert!(took < Duration::from_secs(2), "stop took {took:?}");
+}
+
+#[test]
+fn stop_cancels_a_request_stuck_past_the_timeout() {
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let server = serve(from_fn(move |env, start_response| {
+        tx.lock().unwrap().send(()).unwrap();
+        let mut body = Vec::new();
+        // the client promised 10 bytes and sends none: blocked in the body read
+        std::io::Read::read_to_end(env.input(), &mut body)?;
+        start_response.call("200 OK", &[])?;
+        Ok("never".into())
+    }));
+    let mut client = server.client();
+    client
+        .writer
+        .write_all(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n")
+        .unwrap();
+    rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let begin = Instant::now();
+    server.server.stop(Duration::from_millis(300));
+    let took = begin.elapsed();
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    client.assert_closed();
+    assert!(server.server.pool().is_empty());
+}
