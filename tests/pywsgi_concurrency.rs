@@ -145,6 +145,8 @@ fn many_keep_alive_clients_in_parallel() {
                 stream
                     .set_read_timeout(Some(support::CLIENT_TIMEOUT))
                     .unwrap();
+                // head and body go in two writes: without this, Nagle + delayed ACK add 40 ms
+                stream.set_nodelay(true).unwrap();
                 let mut client = support::Client {
                     reader: std::io::BufReader::new(stream.try_clone().unwrap()),
                     writer: stream,
