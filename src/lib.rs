@@ -65,6 +65,70 @@
 //! A [`Pool`] bounds concurrency, for a server (`.spawn(Pool::new(n))`: while it is full the
 //! server accepts nothing) or on its own; see its docs.
 //!
+//! ## A datagram server
+//!
+//! [`DatagramServer`] calls its handler once per datagram with the sender's address and the
+//! socket to reply on ([`DatagramSocket::sendto`]).
+//!
+//! ## A WSGI server
+//!
+//! [`pywsgi::WsgiServer`] (gevent's `pywsgi.WSGIServer`) serves HTTP/1.1 to an application
+//! written like a WSGI callable: it gets an [`Environ`](pywsgi::Environ) and a
+//! [`StartResponse`](pywsgi::StartResponse) and returns a [`Body`](pywsgi::Body).
+//!
+//! ```
+//! use may_gevent::pywsgi::{AppResult, Environ, StartResponse, WsgiServer};
+//! use std::io::{Read, Write};
+//!
+//! fn application(env: &mut Environ, start_response: &mut StartResponse<'_>) -> AppResult {
+//!     if env.path_info() == "/" {
+//!         start_response.call("200 OK", &[("Content-Type", "text/html")])?;
+//!         return Ok(vec![b"<b>hello world</b>".to_vec()].into());
+//!     }
+//!     start_response.call("404 Not Found", &[("Content-Type", "text/html")])?;
+//!     Ok(vec![b"<h1>Not Found</h1>".to_vec()].into())
+//! }
+//!
+//! // gevent: WSGIServer(('127.0.0.1', 8088), application).serve_forever()
+//! let server = WsgiServer::builder("127.0.0.1:0", application).access_log(None).build()?;
+//! server.start()?; // serve_forever() in a real program
+//!
+//! let mut client = std::net::TcpStream::connect(server.address().unwrap().as_inet().unwrap())?;
+//! client.write_all(b"GET /missing HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+//! let mut reply = String::new();
+//! client.read_to_string(&mut reply)?;
+//! assert!(reply.starts_with("HTTP/1.1 404 Not Found\r\n"));
+//! assert!(reply.ends_with("<h1>Not Found</h1>"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Unlike gevent's pywsgi, which its documentation says is not meant for the open Internet,
+//! this server follows RFC 9112 strictly (malformed, ambiguous and smuggling-prone requests get
+//! a 400 and the connection closes), bounds every buffer and every wait (header, keep-alive,
+//! body and write timeouts), and never panics on network input. See [`pywsgi`] for the rules.
+//!
+//! ## TLS
+//!
+//! With the `tls` feature (on by default; it needs OpenSSL through `native-tls`), any stream
+//! or WSGI server serves TLS — gevent's `certfile=`/`keyfile=`/`ssl_context=`:
+//!
+//! ```no_run
+//! use may_gevent::pywsgi::{AppResult, Environ, StartResponse, WsgiServer};
+//! # fn application(_: &mut Environ, _: &mut StartResponse<'_>) -> AppResult { Ok(().into()) }
+//! let server = WsgiServer::builder("127.0.0.1:8443", application)
+//!     .tls_files("server.crt", "server.key") // PEM certificate (chain) and key
+//!     .build()?; // a missing file, bad PEM or a key that does not match is an error here
+//! server.serve_forever()?;
+//! # Ok::<(), may_gevent::Error>(())
+//! ```
+//!
+//! Also `.tls_pkcs12(path, password)` and `.tls_acceptor(native_tls::TlsAcceptor)`. The
+//! handshake runs in each connection's own coroutine under a deadline (`handshake_timeout`,
+//! default 10 s), so a slow or silent client never delays others; a failed handshake is logged
+//! at DEBUG level with the peer address and the connection is closed. Handlers receive the
+//! same [`Stream`] type (`stream.is_tls()`), and a WSGI server sets `wsgi.url_scheme` to
+//! `https`.
+//!
 //! ## Runtime
 //!
 //! Everything runs on may's scheduler. Configure it (`may::config().set_workers(n)`) before

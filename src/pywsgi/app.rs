@@ -98,7 +98,8 @@ impl Drop for CloseGuard {
 /// - Streamed: an iterator of chunks ([`Body::stream`], [`Body::try_stream`]), written as they are
 ///   produced: chunked on HTTP/1.1, close-delimited on HTTP/1.0 (gevent: a generator result). An
 ///   `Err` item ends the response: 500 if nothing was sent yet, otherwise the connection is closed
-///   after what was sent. Empty chunks are skipped.
+///   after what was sent. Empty chunks are skipped; a stream that yields no data at all is
+///   sent as an empty body with `Content-Length: 0`.
 ///
 /// The body is dropped exactly once when the response is done (or abandoned): that is its
 /// `close()`. [`Body::on_close`] adds an explicit callback.

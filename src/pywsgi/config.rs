@@ -317,7 +317,7 @@ impl WsgiConfig {
     }
 
     /// Initial size of the per-connection read buffer (clamped to 256..=64 KiB).
-    /// Default: [`READ_BUFFER_SIZE`] (4 KiB).
+    /// Default: [`READ_BUFFER_SIZE`] (1 KiB).
     pub fn read_buffer_size(mut self, bytes: usize) -> WsgiConfig {
         self.read_buffer_size = bytes.clamp(256, 64 * 1024);
         self
