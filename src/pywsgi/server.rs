@@ -179,6 +179,11 @@ pub struct WsgiServer {
 }
 
 /// Builder for a [`WsgiServer`], from [`WsgiServer::builder`].
+///
+/// Each connection runs on a coroutine with may's default stack (32 KiB; 128 KiB with TLS)
+/// unless [`stack_size`](Self::stack_size) says otherwise. The engine itself uses about 4 KiB
+/// of it in release builds and 16 KiB in debug builds; give applications with deep call
+/// chains more (a coroutine stack overflow kills its connection).
 #[must_use = "a builder does nothing until .build()"]
 pub struct WsgiServerBuilder {
     listener: Result<Listener>,
