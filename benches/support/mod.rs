@@ -15,6 +15,7 @@
 #![allow(unsafe_code)] // libc: epoll, setrlimit, sysconf, sched_setaffinity
 
 pub(crate) mod echo;
+pub(crate) mod http;
 
 use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -73,8 +74,14 @@ pub(crate) struct ChildServer {
 impl ChildServer {
     /// Start `role` (see [`serve_if_child`]) in a child process and wait for its port.
     pub(crate) fn spawn(role: &'static str) -> io::Result<ChildServer> {
+        ChildServer::spawn_env(role, &[])
+    }
+
+    /// [`spawn`](Self::spawn) with extra environment variables for the child.
+    pub(crate) fn spawn_env(role: &'static str, env: &[(&str, &str)]) -> io::Result<ChildServer> {
         let mut child = Command::new(std::env::current_exe()?)
             .args([CHILD_FLAG, role])
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -168,6 +175,12 @@ impl Drop for ChildServer {
 
 /// utime + stime of process `pid` (all its threads).
 pub(crate) fn proc_cpu_time(pid: u32) -> io::Result<Duration> {
+    let (user, system) = proc_cpu_split(pid)?;
+    Ok(user + system)
+}
+
+/// (utime, stime) of process `pid` (all its threads): `/proc/<pid>/stat` fields 14 and 15.
+pub(crate) fn proc_cpu_split(pid: u32) -> io::Result<(Duration, Duration)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name (field 2) is in parentheses and may contain spaces.
     let after = stat
@@ -176,16 +189,14 @@ pub(crate) fn proc_cpu_time(pid: u32) -> io::Result<Duration> {
         .ok_or_else(|| io::Error::other("bad /proc stat"))?;
     let fields: Vec<&str> = after.split_whitespace().collect();
     // `after` starts at field 3 (state): field n is fields[n - 3].
-    let ticks = |n: usize| -> io::Result<u64> {
+    let ticks = |n: usize| -> io::Result<Duration> {
         fields
             .get(n - 3)
-            .and_then(|f| f.parse().ok())
+            .and_then(|f| f.parse::<u64>().ok())
+            .map(|t| Duration::from_secs_f64(t as f64 / clock_ticks_per_sec()))
             .ok_or_else(|| io::Error::other("bad /proc stat field"))
     };
-    let total = ticks(14)? + ticks(15)?;
-    Ok(Duration::from_secs_f64(
-        total as f64 / clock_ticks_per_sec(),
-    ))
+    Ok((ticks(14)?, ticks(15)?))
 }
 
 fn clock_ticks_per_sec() -> f64 {
@@ -266,7 +277,22 @@ pub(crate) fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 /// Counts the complete responses at the start of a buffer: `(responses, bytes they use)`.
 /// The bytes are removed from the buffer; a partial response stays for the next read.
+/// A parser may panic on a wrong response: the run then fails (see [`Load::run`]).
 pub(crate) type Parser = dyn Fn(&[u8]) -> (usize, usize) + Send + Sync;
+
+/// Work done during a measured window instead of sleeping (see [`Load::run_during`]); it gets
+/// a function returning the responses counted so far.
+type During<'a> = Box<dyn FnOnce(&dyn Fn() -> u64) + 'a>;
+
+/// A blocking byte stream layered on a client connection (e.g. TLS).
+pub(crate) trait Duplex: Read + Write + Send {}
+
+impl<T: Read + Write + Send> Duplex for T {}
+
+/// Wraps a freshly connected, still blocking socket (e.g. a TLS handshake). [`Load`] then
+/// switches the socket to non-blocking mode, so the wrapper's reads and writes must pass
+/// `WouldBlock` through (native-tls and openssl do).
+pub(crate) type Wrap = dyn Fn(TcpStream) -> io::Result<Box<dyn Duplex>> + Send + Sync;
 
 /// A request/response load: `connections` connections to `addr`, each keeping `depth`
 /// requests in flight; every complete response is counted as one message and answered with
@@ -290,6 +316,8 @@ pub(crate) struct Load {
     /// client's core never idles, so its wake-up latency (large in a VM) does not pace the
     /// run. The client thread then uses a whole core whatever the load.
     pub(crate) spin: bool,
+    /// Layer each connection (e.g. TLS) before the load starts; `None`: plain TCP.
+    pub(crate) wrap: Option<Arc<Wrap>>,
 }
 
 /// What a measured window saw.
@@ -299,6 +327,8 @@ pub(crate) struct Measured {
     pub(crate) elapsed: Duration,
     /// Server (child) CPU time used during the window.
     pub(crate) server_cpu: Duration,
+    /// The user-mode part of `server_cpu` (the rest is kernel time).
+    pub(crate) server_user: Duration,
 }
 
 impl Measured {
@@ -309,6 +339,11 @@ impl Measured {
     /// Server CPU per message, in microseconds.
     pub(crate) fn cpu_us_per_msg(&self) -> f64 {
         self.server_cpu.as_secs_f64() * 1e6 / self.messages.max(1) as f64
+    }
+
+    /// Server user-mode CPU per message, in microseconds.
+    pub(crate) fn user_us_per_msg(&self) -> f64 {
+        self.server_user.as_secs_f64() * 1e6 / self.messages.max(1) as f64
     }
 }
 
@@ -337,41 +372,102 @@ impl Load {
             max_messages: 50_000_000,
             threads: 1,
             spin: true,
+            wrap: None,
         }
     }
 
     /// Run against `server`: connect, warm up, measure (messages and the server's CPU time).
+    /// A client error or a panicking parser ends the run early with an error.
     pub(crate) fn run(&self, server: &ChildServer) -> io::Result<Measured> {
+        self.run_inner(server, None)
+    }
+
+    /// Like [`run`](Self::run), but the measured window is the time `during` takes (run on
+    /// this thread after the warm-up), e.g. to trace the server under load. `during` gets a
+    /// function returning the responses counted so far.
+    pub(crate) fn run_during<'a>(
+        &'a self,
+        server: &'a ChildServer,
+        during: impl FnOnce(&dyn Fn() -> u64) + 'a,
+    ) -> io::Result<Measured> {
+        self.run_inner(server, Some(Box::new(during)))
+    }
+
+    fn run_inner<'a>(
+        &'a self,
+        server: &'a ChildServer,
+        during: Option<During<'a>>,
+    ) -> io::Result<Measured> {
         let shared = Arc::new(Shared {
             count: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             connected: AtomicUsize::new(0),
         });
-        let threads = self.threads.clamp(1, self.connections.max(1));
-        let pin = threads == 1 && cpus() >= 2;
-        let workers: Vec<_> = (0..threads)
-            .map(|i| {
-                let conns =
-                    self.connections / threads + usize::from(i < self.connections % threads);
-                let (load, shared) = (self.clone(), shared.clone());
-                thread::spawn(move || {
-                    if pin {
-                        // may pins the child's single worker to CPU 0: keep off it.
-                        pin_current_thread(cpus() - 1);
-                    }
-                    let result = client_thread(&load, conns, &shared);
-                    shared.stop.store(true, Ordering::SeqCst);
-                    result
-                })
-            })
-            .collect();
+        let workers = self.spawn_clients(&shared);
         let window = Window {
             ready: self.connections,
             warmup: self.warmup,
             measure: self.measure,
             max_messages: self.max_messages,
         };
-        window.run(server, &shared, workers)
+        window.run(server, &shared, workers, during)
+    }
+}
+
+impl Load {
+    /// Run until `total` responses were counted, from the first request (no warm-up, no
+    /// measurement of a server process); returns the responses counted. For profiling a
+    /// server started by hand (e.g. under valgrind).
+    pub(crate) fn run_total(&self, total: u64) -> io::Result<u64> {
+        let shared = Arc::new(Shared {
+            count: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            connected: AtomicUsize::new(0),
+        });
+        let workers = self.spawn_clients(&shared);
+        while shared.count.load(Ordering::SeqCst) < total && !shared.stop.load(Ordering::SeqCst) {
+            thread::sleep(Duration::from_millis(1));
+        }
+        let early = shared.count.load(Ordering::SeqCst) < total;
+        shared.stop.store(true, Ordering::SeqCst);
+        for w in workers {
+            w.join()
+                .map_err(|_| io::Error::other("client thread panicked"))??;
+        }
+        if early {
+            return Err(io::Error::other("load generator stopped early"));
+        }
+        Ok(shared.count.load(Ordering::SeqCst))
+    }
+
+    fn spawn_clients(&self, shared: &Arc<Shared>) -> Vec<thread::JoinHandle<io::Result<()>>> {
+        let threads = self.threads.clamp(1, self.connections.max(1));
+        let pin = threads == 1 && cpus() >= 2;
+        (0..threads)
+            .map(|i| {
+                let conns =
+                    self.connections / threads + usize::from(i < self.connections % threads);
+                let (load, shared) = (self.clone(), shared.clone());
+                thread::spawn(move || {
+                    // Stop the window even if the parser panics on a wrong response.
+                    let _stop = StopOnDrop(shared.clone());
+                    if pin {
+                        // may pins the child's single worker to CPU 0: keep off it.
+                        pin_current_thread(cpus() - 1);
+                    }
+                    client_thread(&load, conns, &shared)
+                })
+            })
+            .collect()
+    }
+}
+
+/// Sets `stop` when a client thread ends, by return or by panic.
+struct StopOnDrop(Arc<Shared>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop.store(true, Ordering::SeqCst);
     }
 }
 
@@ -385,13 +481,14 @@ struct Window {
 }
 
 impl Window {
-    /// Wait for the clients to be ready, warm up, measure messages and server CPU time, then
-    /// stop and join the client threads.
-    fn run(
+    /// Wait for the clients to be ready, warm up, measure messages and server CPU time (for
+    /// `measure`, or while `during` runs), then stop and join the client threads.
+    fn run<'a>(
         &self,
         server: &ChildServer,
         shared: &Shared,
         workers: Vec<thread::JoinHandle<io::Result<()>>>,
+        during: Option<During<'a>>,
     ) -> io::Result<Measured> {
         let finish = |workers: Vec<thread::JoinHandle<io::Result<()>>>| -> io::Result<()> {
             shared.stop.store(true, Ordering::SeqCst);
@@ -412,18 +509,22 @@ impl Window {
         thread::sleep(self.warmup);
         let (n0, c0, t0) = (
             shared.count.load(Ordering::SeqCst),
-            server.cpu_time()?,
+            proc_cpu_split(server.pid())?,
             Instant::now(),
         );
-        while t0.elapsed() < self.measure
-            && shared.count.load(Ordering::SeqCst) - n0 < self.max_messages
-            && !shared.stop.load(Ordering::SeqCst)
-        {
-            thread::sleep(Duration::from_millis(10));
+        if let Some(during) = during {
+            during(&|| shared.count.load(Ordering::SeqCst));
+        } else {
+            while t0.elapsed() < self.measure
+                && shared.count.load(Ordering::SeqCst) - n0 < self.max_messages
+                && !shared.stop.load(Ordering::SeqCst)
+            {
+                thread::sleep(Duration::from_millis(10));
+            }
         }
         let (n1, c1, t1) = (
             shared.count.load(Ordering::SeqCst),
-            server.cpu_time()?,
+            proc_cpu_split(server.pid())?,
             Instant::now(),
         );
         let stopped_early = shared.stop.load(Ordering::SeqCst);
@@ -434,7 +535,8 @@ impl Window {
         Ok(Measured {
             messages: n1 - n0,
             elapsed: t1 - t0,
-            server_cpu: c1.saturating_sub(c0),
+            server_cpu: (c1.0 + c1.1).saturating_sub(c0.0 + c0.1),
+            server_user: c1.0.saturating_sub(c0.0),
         })
     }
 }
@@ -496,7 +598,7 @@ impl Churn {
             measure: self.measure,
             max_messages: self.max_connections,
         };
-        window.run(server, &shared, workers)
+        window.run(server, &shared, workers, None)
     }
 
     fn client(&self, shared: &Shared) -> io::Result<()> {
@@ -530,8 +632,40 @@ impl Churn {
     }
 }
 
+/// A client connection: plain TCP, or wrapped (TLS).
+enum ClientIo {
+    Plain(TcpStream),
+    Wrapped(Box<dyn Duplex>),
+}
+
+impl Read for ClientIo {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ClientIo::Plain(s) => s.read(buf),
+            ClientIo::Wrapped(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for ClientIo {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            ClientIo::Plain(s) => s.write(buf),
+            ClientIo::Wrapped(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            ClientIo::Plain(s) => s.flush(),
+            ClientIo::Wrapped(s) => s.flush(),
+        }
+    }
+}
+
 struct Conn {
-    stream: TcpStream,
+    stream: ClientIo,
+    fd: RawFd,
     input: Vec<u8>,
     output: Vec<u8>,
     written: usize,
@@ -543,16 +677,31 @@ fn client_thread(load: &Load, conns: usize, shared: &Shared) -> io::Result<()> {
     let epoll = Epoll::new()?;
     let mut all = Vec::with_capacity(conns);
     for i in 0..conns {
-        let stream = TcpStream::connect(load.addr)?;
-        stream.set_nodelay(true)?;
-        stream.set_nonblocking(true)?;
-        epoll.add(stream.as_raw_fd(), i as u64)?;
+        let tcp = TcpStream::connect(load.addr)?;
+        tcp.set_nodelay(true)?;
+        let fd = tcp.as_raw_fd();
+        let stream = match &load.wrap {
+            None => {
+                tcp.set_nonblocking(true)?;
+                ClientIo::Plain(tcp)
+            }
+            Some(wrap) => {
+                // O_NONBLOCK belongs to the shared open file: set it through a duplicate
+                // once the (blocking) handshake is done.
+                let dup = tcp.try_clone()?;
+                let wrapped = wrap(tcp)?;
+                dup.set_nonblocking(true)?;
+                ClientIo::Wrapped(wrapped)
+            }
+        };
+        epoll.add(fd, i as u64)?;
         let mut output = Vec::with_capacity(load.request.len() * load.depth);
         for _ in 0..load.depth {
             output.extend_from_slice(&load.request);
         }
         all.push(Conn {
             stream,
+            fd,
             input: Vec::with_capacity(4096),
             output,
             written: 0,
@@ -579,6 +728,9 @@ fn client_thread(load: &Load, conns: usize, shared: &Shared) -> io::Result<()> {
             let (flags, i) = (ev.events, ev.u64 as usize);
             let conn = &mut all[i];
             if flags & (libc::EPOLLIN | libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0 {
+                // A wrapped stream may hold decrypted bytes the socket no longer shows as
+                // readable: read it until it would block.
+                let drain = matches!(conn.stream, ClientIo::Wrapped(_));
                 loop {
                     match conn.stream.read(&mut scratch) {
                         Ok(0) => {
@@ -589,7 +741,7 @@ fn client_thread(load: &Load, conns: usize, shared: &Shared) -> io::Result<()> {
                         }
                         Ok(n) => {
                             conn.input.extend_from_slice(&scratch[..n]);
-                            if n < scratch.len() {
+                            if n < scratch.len() && !drain {
                                 break;
                             }
                         }
@@ -636,7 +788,7 @@ fn flush(conn: &mut Conn, epoll: &Epoll, i: usize) -> io::Result<()> {
     }
     if pending != conn.want_write {
         conn.want_write = pending;
-        epoll.modify(conn.stream.as_raw_fd(), i as u64, pending)?;
+        epoll.modify(conn.fd, i as u64, pending)?;
     }
     Ok(())
 }
