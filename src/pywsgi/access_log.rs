@@ -48,7 +48,9 @@ pub(crate) fn format_request(
     out.push(' ');
     match duration {
         Some(duration) => {
-            let _ = write!(out, "{:.6}", duration.as_secs_f64());
+            // integer formatting: `{:.6}` of an f64 costs more than the rest of the line
+            let micros = duration.as_micros();
+            let _ = write!(out, "{}.{:06}", micros / 1_000_000, micros % 1_000_000);
         }
         None => out.push('-'),
     }

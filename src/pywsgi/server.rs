@@ -1,12 +1,12 @@
 //! `WsgiServer`: the pywsgi engine on a [`StreamServer`](crate::StreamServer)'s accept loop
 //! (gevent: `gevent.pywsgi.WSGIServer`).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Shutdown};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -23,50 +23,78 @@ use super::config::{AccessLog, WsgiConfig};
 use super::conn::Connection;
 use super::handler::handle_connection;
 
-/// The keep-alive connections waiting for their next request, so that `close()`/`stop()` can
-/// end them at once instead of waiting for the keep-alive timeout (gevent leaves them open:
-/// gevent issue #1866). Their read side is shut down, which the engine sees as the client
-/// closing between requests; a connection in the middle of a request is left to finish.
+/// The live connections of a WSGI server, so that `close()`/`stop()` can end the idle
+/// keep-alive ones at once instead of waiting for the keep-alive timeout (gevent leaves them
+/// open: gevent issue #1866). An idle connection's read side is shut down, which the engine
+/// sees as the client closing between requests; a connection in the middle of a request
+/// finishes it (answered with `Connection: close`) and closes.
+///
+/// A connection registers once; between requests it only flips its own atomic state, so the
+/// per-request cost is two compare-and-swaps and no shared lock.
 #[derive(Default)]
-struct IdleConnections {
+struct Connections {
     closing: AtomicBool,
-    fds: Mutex<HashSet<RawFd>>,
+    live: Mutex<HashMap<RawFd, Arc<AtomicU8>>>,
 }
 
-impl IdleConnections {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<RawFd>> {
-        self.fds.lock().unwrap_or_else(|p| p.into_inner())
+/// Connection states (`Served::state`).
+const BUSY: u8 = 0;
+const IDLE: u8 = 1;
+const CLOSED: u8 = 2;
+
+impl Connections {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RawFd, Arc<AtomicU8>>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn set_closing(&self, closing: bool) {
         self.closing.store(closing, Ordering::SeqCst);
         if closing {
-            for fd in self.lock().drain() {
-                #[allow(unsafe_code)]
-                // SAFETY: shutdown(2) does not close or invalidate the descriptor, and `fd` is
-                // open: its connection removes it from this set, under this lock, before the
-                // socket is closed.
-                unsafe {
-                    libc::shutdown(fd, libc::SHUT_RD);
+            for (fd, state) in self.lock().iter() {
+                if state.swap(CLOSED, Ordering::SeqCst) == IDLE {
+                    #[allow(unsafe_code)]
+                    // SAFETY: shutdown(2) does not close or invalidate the descriptor, and `fd`
+                    // is open: its connection removes it from this map, under this lock,
+                    // before the socket is closed.
+                    unsafe {
+                        libc::shutdown(*fd, libc::SHUT_RD);
+                    }
                 }
             }
         }
     }
 }
 
-/// A connection as the engine sees it: the stream plus the idle registry.
+/// A connection as the engine sees it: the stream plus its entry in [`Connections`].
 struct Served {
     stream: Stream,
-    idle: Arc<IdleConnections>,
-    registered: bool,
+    connections: Arc<Connections>,
+    state: Arc<AtomicU8>,
+}
+
+impl Served {
+    fn new(stream: Stream, connections: Arc<Connections>) -> Served {
+        let state = Arc::new(AtomicU8::new(BUSY));
+        {
+            let mut live = connections.lock();
+            // checked under the lock: either we see `closing`, or the sweep sees us
+            if connections.closing.load(Ordering::SeqCst) {
+                state.store(CLOSED, Ordering::SeqCst);
+            }
+            live.insert(stream.as_raw_fd(), state.clone());
+        }
+        Served {
+            stream,
+            connections,
+            state,
+        }
+    }
 }
 
 impl Drop for Served {
     fn drop(&mut self) {
         // Also during a cancel: a std mutex held for a moment, no may I/O.
-        if self.registered {
-            self.idle.lock().remove(&self.stream.as_raw_fd());
-        }
+        self.connections.lock().remove(&self.stream.as_raw_fd());
     }
 }
 
@@ -104,24 +132,23 @@ impl Connection for Served {
     }
 
     fn set_idle(&mut self, idle: bool) -> bool {
-        let fd = self.stream.as_raw_fd();
         if idle {
-            let mut fds = self.idle.lock();
-            // checked under the lock: either we see `closing`, or the sweep sees our fd
-            if self.idle.closing.load(Ordering::SeqCst) {
-                return false;
-            }
-            fds.insert(fd);
-            self.registered = true;
-        } else if self.registered {
-            self.idle.lock().remove(&fd);
-            self.registered = false;
+            // fails only when the server closed us
+            self.state
+                .compare_exchange(BUSY, IDLE, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        } else {
+            // a failure means the sweep closed us meanwhile: the read side is shut, what was
+            // read is served, with `Connection: close`
+            let _ = self
+                .state
+                .compare_exchange(IDLE, BUSY, Ordering::SeqCst, Ordering::SeqCst);
+            true
         }
-        true
     }
 
     fn server_closing(&self) -> bool {
-        self.idle.closing.load(Ordering::Relaxed)
+        self.connections.closing.load(Ordering::Relaxed)
     }
 }
 
@@ -302,17 +329,13 @@ impl WsgiServerBuilder {
         });
         let app = self.app;
         let per_conn = cell.clone();
-        let idle = Arc::new(IdleConnections::default());
-        let registry = idle.clone();
+        let connections = Arc::new(Connections::default());
+        let registry = connections.clone();
         let handler = move |stream: Stream, address: Address| {
             // One write per response: no Nagle delay between responses.
             let _ = stream.set_nodelay(true);
             let config = per_conn.get();
-            let conn = Served {
-                stream,
-                idle: registry.clone(),
-                registered: false,
-            };
+            let conn = Served::new(stream, registry.clone());
             handle_connection(conn, address.as_inet(), &config, &*app);
         };
         let base = BaseServer::from_parts(
@@ -328,7 +351,7 @@ impl WsgiServerBuilder {
             tls,
         )?;
         *cell.server.lock().unwrap_or_else(|p| p.into_inner()) = Arc::downgrade(&base.shared);
-        base.on_lifecycle(Arc::new(move |started| idle.set_closing(!started)));
+        base.on_lifecycle(Arc::new(move |started| connections.set_closing(!started)));
         Ok(WsgiServer { base })
     }
 }
