@@ -71,6 +71,37 @@ impl Default for Options {
     }
 }
 
+/// What every server builder collects besides its handler.
+pub(crate) struct Common {
+    pub(crate) listener: Result<crate::Listener>,
+    pub(crate) spawn: crate::Spawn,
+    pub(crate) opts: Options,
+    pub(crate) hooks: Hooks,
+    pub(crate) logger: Option<Logger>,
+}
+
+impl Common {
+    pub(crate) fn new(listener: impl crate::IntoListener) -> Common {
+        Common {
+            listener: listener.into_listener(),
+            spawn: crate::Spawn::Default,
+            opts: Options::default(),
+            hooks: Hooks::default(),
+            logger: None,
+        }
+    }
+}
+
+impl fmt::Debug for Common {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Common")
+            .field("listener", &self.listener)
+            .field("spawn", &self.spawn)
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A bound socket, shared by the server and its accept loop.
 pub(crate) enum Bound {
     Tcp(may::net::TcpListener),
@@ -341,18 +372,22 @@ fn accept_loop(shared: Arc<Shared>, bound: Arc<Bound>) {
 }
 
 impl BaseServer {
-    #[allow(clippy::too_many_arguments)] // one call site per server kind
     pub(crate) fn from_parts(
         name: &'static str,
         datagram: bool,
-        listener: crate::Listener,
+        common: Common,
         dispatch: Dispatch,
-        spawn: crate::Spawn,
-        opts: Options,
-        hooks: Hooks,
-        logger: Logger,
         #[cfg(feature = "tls")] tls: Option<crate::tls::TlsOptions>,
     ) -> Result<BaseServer> {
+        let Common {
+            listener,
+            spawn,
+            opts,
+            hooks,
+            logger,
+        } = common;
+        let listener = listener?;
+        let logger = logger.unwrap_or_else(crate::log::default_logger);
         if opts.max_accept < 1 {
             return Err(Error::InvalidConfig(
                 "max_accept must be a positive number".into(),
@@ -785,61 +820,61 @@ macro_rules! common_builder_methods {
         /// (`Pool::new(n)`) or [`Spawn::Inline`](crate::Spawn::Inline).
         /// Default: `Spawn::Default`. gevent: `spawn=`.
         pub fn spawn(mut self, spawn: impl Into<crate::Spawn>) -> Self {
-            self.spawn = spawn.into();
+            self.common.spawn = spawn.into();
             self
         }
 
         /// The listen backlog. Default: 128. Setting it together with an already bound
         /// socket is an error at `build()`. gevent: `backlog=`.
         pub fn backlog(mut self, backlog: i32) -> Self {
-            self.opts.backlog = Some(backlog);
+            self.common.opts.backlog = Some(backlog);
             self
         }
 
         /// Set `SO_REUSEPORT` so several servers can share the port. Default: off
         /// (`SO_REUSEADDR` is always on, as in gevent).
         pub fn reuse_port(mut self, on: bool) -> Self {
-            self.opts.reuse_port = on;
+            self.common.opts.reuse_port = on;
             self
         }
 
         /// Accepts in a row before the accept loop yields. Default: 100; must be at least 1.
         /// gevent: `BaseServer.max_accept`.
         pub fn max_accept(mut self, n: usize) -> Self {
-            self.opts.max_accept = n;
+            self.common.opts.max_accept = n;
             self
         }
 
         /// First pause after an accept error. Default: 10 ms. gevent: `min_delay`.
         pub fn min_delay(mut self, delay: std::time::Duration) -> Self {
-            self.opts.min_delay = delay;
+            self.common.opts.min_delay = delay;
             self
         }
 
         /// Longest pause after repeated accept errors. Default: 1 s. gevent: `max_delay`.
         pub fn max_delay(mut self, delay: std::time::Duration) -> Self {
-            self.opts.max_delay = delay;
+            self.common.opts.max_delay = delay;
             self
         }
 
         /// How long `stop()` and `serve_forever` wait for handlers before cancelling them.
         /// Default: 1 s. gevent: `stop_timeout`.
         pub fn stop_timeout(mut self, timeout: std::time::Duration) -> Self {
-            self.opts.stop_timeout = timeout;
+            self.common.opts.stop_timeout = timeout;
             self
         }
 
         /// How often `serve_forever` calls `service_actions`. Default: 0.5 s.
         /// Python: `serve_forever(poll_interval)`.
         pub fn poll_interval(mut self, interval: std::time::Duration) -> Self {
-            self.opts.poll_interval = interval;
+            self.common.opts.poll_interval = interval;
             self
         }
 
         /// How long `handle_request()` waits for a request. Default: `None` (forever).
         /// Python: `socketserver.BaseServer.timeout`.
         pub fn timeout(mut self, timeout: impl Into<Option<std::time::Duration>>) -> Self {
-            self.opts.timeout = timeout.into();
+            self.common.opts.timeout = timeout.into();
             self
         }
 
@@ -847,14 +882,14 @@ macro_rules! common_builder_methods {
         /// Default: may's default (32 KiB; 128 KiB when TLS is on). Only default-sized
         /// stacks are recycled by may.
         pub fn stack_size(mut self, bytes: usize) -> Self {
-            self.opts.stack_words = Some(bytes.div_ceil(std::mem::size_of::<usize>()));
+            self.common.opts.stack_words = Some(bytes.div_ceil(std::mem::size_of::<usize>()));
             self
         }
 
         /// Where errors go (handler failures, accept errors). Default: standard error
         /// (INFO and up); `None` discards them.
         pub fn logger(mut self, logger: impl Into<Option<slog::Logger>>) -> Self {
-            self.logger = Some(logger.into().unwrap_or_else(crate::log::discard_logger));
+            self.common.logger = Some(logger.into().unwrap_or_else(crate::log::discard_logger));
             self
         }
 
@@ -864,7 +899,7 @@ macro_rules! common_builder_methods {
             mut self,
             hook: impl Fn(&crate::Address) -> bool + Send + Sync + 'static,
         ) -> Self {
-            self.hooks.verify_request = Some(std::sync::Arc::new(hook));
+            self.common.hooks.verify_request = Some(std::sync::Arc::new(hook));
             self
         }
 
@@ -874,20 +909,20 @@ macro_rules! common_builder_methods {
             mut self,
             hook: impl Fn(&crate::HandlerError, &crate::Address) + Send + Sync + 'static,
         ) -> Self {
-            self.hooks.handle_error = Some(std::sync::Arc::new(hook));
+            self.common.hooks.handle_error = Some(std::sync::Arc::new(hook));
             self
         }
 
         /// Called every `poll_interval` while `serve_forever` runs.
         /// Python: `service_actions`.
         pub fn service_actions(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
-            self.hooks.service_actions = Some(std::sync::Arc::new(hook));
+            self.common.hooks.service_actions = Some(std::sync::Arc::new(hook));
             self
         }
 
         /// Called when `handle_request()` timed out. Python: `handle_timeout`.
         pub fn handle_timeout(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
-            self.hooks.handle_timeout = Some(std::sync::Arc::new(hook));
+            self.common.hooks.handle_timeout = Some(std::sync::Arc::new(hook));
             self
         }
     };

@@ -5,11 +5,10 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
-use crate::base_server::{common_builder_methods, BaseServer, Options};
+use crate::base_server::{common_builder_methods, BaseServer, Common};
 use crate::error::{Error, Result};
-use crate::handler::{DatagramHandler, Dispatch, Hooks};
-use crate::socket::{IntoListener, Listener};
-use crate::spawn::Spawn;
+use crate::handler::{DatagramHandler, Dispatch};
+use crate::socket::IntoListener;
 
 /// Largest datagram received whole by default: the largest UDP payload over IPv4.
 /// gevent reads only 8192 bytes and silently truncates longer datagrams; we do not.
@@ -92,19 +91,14 @@ pub struct DatagramServer {
 /// Builder for a [`DatagramServer`], from [`DatagramServer::new`].
 #[must_use = "a builder does nothing until .build()"]
 pub struct DatagramServerBuilder {
-    listener: Result<Listener>,
+    common: Common,
     handler: Arc<dyn DatagramHandler>,
-    spawn: Spawn,
-    opts: Options,
-    hooks: Hooks,
-    logger: Option<slog::Logger>,
 }
 
 impl fmt::Debug for DatagramServerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DatagramServerBuilder")
-            .field("listener", &self.listener)
-            .field("spawn", &self.spawn)
+            .field("common", &self.common)
             .finish_non_exhaustive()
     }
 }
@@ -118,12 +112,8 @@ impl DatagramServer {
         handler: impl DatagramHandler,
     ) -> DatagramServerBuilder {
         DatagramServerBuilder {
-            listener: listener.into_listener(),
+            common: Common::new(listener),
             handler: Arc::new(handler),
-            spawn: Spawn::Default,
-            opts: Options::default(),
-            hooks: Hooks::default(),
-            logger: None,
         }
     }
 
@@ -143,7 +133,7 @@ impl DatagramServerBuilder {
     /// The largest datagram received whole; longer ones are truncated by the kernel.
     /// Default: 65 535 (gevent: 8192).
     pub fn max_datagram_size(mut self, bytes: usize) -> Self {
-        self.opts.max_datagram_size = bytes.max(1);
+        self.common.opts.max_datagram_size = bytes.max(1);
         self
     }
 
@@ -155,12 +145,8 @@ impl DatagramServerBuilder {
         let base = BaseServer::from_parts(
             "DatagramServer",
             true,
-            self.listener?,
+            self.common,
             Dispatch::Datagram(self.handler),
-            self.spawn,
-            self.opts,
-            self.hooks,
-            self.logger.unwrap_or_else(crate::log::default_logger),
             #[cfg(feature = "tls")]
             None,
         )?;

@@ -3,11 +3,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::base_server::{common_builder_methods, BaseServer, Options};
+use crate::base_server::{common_builder_methods, BaseServer, Common};
 use crate::error::Result;
-use crate::handler::{Dispatch, Hooks, StreamHandler};
-use crate::socket::{IntoListener, Listener};
-use crate::spawn::Spawn;
+use crate::handler::{Dispatch, StreamHandler};
+use crate::socket::IntoListener;
 
 /// A generic TCP/Unix stream server: each accepted connection is handed to the handler,
 /// in its own coroutine, as a [`Stream`](crate::Stream) and the peer's
@@ -53,12 +52,8 @@ pub struct StreamServer {
 /// Builder for a [`StreamServer`], from [`StreamServer::new`].
 #[must_use = "a builder does nothing until .build()"]
 pub struct StreamServerBuilder {
-    listener: Result<Listener>,
+    common: Common,
     handler: Arc<dyn StreamHandler>,
-    spawn: Spawn,
-    opts: Options,
-    hooks: Hooks,
-    logger: Option<slog::Logger>,
     #[cfg(feature = "tls")]
     pub(crate) tls: crate::tls::TlsBuilder,
 }
@@ -66,8 +61,7 @@ pub struct StreamServerBuilder {
 impl fmt::Debug for StreamServerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StreamServerBuilder")
-            .field("listener", &self.listener)
-            .field("spawn", &self.spawn)
+            .field("common", &self.common)
             .finish_non_exhaustive()
     }
 }
@@ -80,12 +74,8 @@ impl StreamServer {
     #[allow(clippy::new_ret_no_self)] // gevent's constructor name; returns the builder
     pub fn new(listener: impl IntoListener, handler: impl StreamHandler) -> StreamServerBuilder {
         StreamServerBuilder {
-            listener: listener.into_listener(),
+            common: Common::new(listener),
             handler: Arc::new(handler),
-            spawn: Spawn::Default,
-            opts: Options::default(),
-            hooks: Hooks::default(),
-            logger: None,
             #[cfg(feature = "tls")]
             tls: Default::default(),
         }
@@ -110,21 +100,18 @@ impl StreamServerBuilder {
     /// # Errors
     /// An unparsable address, `max_accept` of 0, a backlog together with a bound socket, a
     /// datagram socket as listener, or (with TLS) unreadable or invalid certificate files.
-    pub fn build(self) -> Result<StreamServer> {
-        let listener = self.listener?;
+    pub fn build(mut self) -> Result<StreamServer> {
         #[cfg(feature = "tls")]
-        let (tls, opts) = self.tls.finish(self.opts)?;
-        #[cfg(not(feature = "tls"))]
-        let opts = self.opts;
+        let tls = {
+            let (tls, opts) = self.tls.finish(self.common.opts)?;
+            self.common.opts = opts;
+            tls
+        };
         let base = BaseServer::from_parts(
             "StreamServer",
             false,
-            listener,
+            self.common,
             Dispatch::Stream(self.handler),
-            self.spawn,
-            opts,
-            self.hooks,
-            self.logger.unwrap_or_else(crate::log::default_logger),
             #[cfg(feature = "tls")]
             tls,
         )?;

@@ -11,11 +11,10 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use crate::address::Address;
-use crate::base_server::{common_builder_methods, server_wrapper, BaseServer, Options, Shared};
+use crate::base_server::{common_builder_methods, server_wrapper, BaseServer, Common, Shared};
 use crate::error::Result;
-use crate::handler::{Dispatch, Hooks};
-use crate::socket::{IntoListener, Listener};
-use crate::spawn::Spawn;
+use crate::handler::Dispatch;
+use crate::socket::IntoListener;
 use crate::stream::Stream;
 
 use super::app::Application;
@@ -213,12 +212,8 @@ pub struct WsgiServer {
 /// chains more (a coroutine stack overflow kills its connection).
 #[must_use = "a builder does nothing until .build()"]
 pub struct WsgiServerBuilder {
-    listener: Result<Listener>,
+    common: Common,
     app: Arc<dyn Application>,
-    spawn: Spawn,
-    opts: Options,
-    hooks: Hooks,
-    logger: Option<slog::Logger>,
     config: WsgiConfig,
     error_log_set: bool,
     #[cfg(feature = "tls")]
@@ -228,8 +223,7 @@ pub struct WsgiServerBuilder {
 impl fmt::Debug for WsgiServerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WsgiServerBuilder")
-            .field("listener", &self.listener)
-            .field("spawn", &self.spawn)
+            .field("common", &self.common)
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
@@ -253,12 +247,8 @@ impl WsgiServer {
         application: impl Application,
     ) -> WsgiServerBuilder {
         WsgiServerBuilder {
-            listener: listener.into_listener(),
+            common: Common::new(listener),
             app: Arc::new(application),
-            spawn: Spawn::Default,
-            opts: Options::default(),
-            hooks: Hooks::default(),
-            logger: None,
             config: WsgiConfig::new(),
             error_log_set: false,
             #[cfg(feature = "tls")]
@@ -307,21 +297,20 @@ impl WsgiServerBuilder {
     /// # Errors
     /// An unparsable address, `max_accept` of 0, a backlog together with a bound socket, or
     /// (with TLS) unreadable or invalid certificate files.
-    pub fn build(self) -> Result<WsgiServer> {
-        let listener = self.listener?;
+    pub fn build(mut self) -> Result<WsgiServer> {
         let mut config = self.config;
-        if let (Some(logger), false) = (&self.logger, self.error_log_set) {
+        if let (Some(logger), false) = (&self.common.logger, self.error_log_set) {
             config = config.error_log(logger.clone());
         }
-        let logger = self.logger.unwrap_or_else(crate::log::default_logger);
         #[cfg(feature = "tls")]
-        let (tls, opts) = self.tls.finish(self.opts)?;
-        #[cfg(not(feature = "tls"))]
-        let opts = self.opts;
-        #[cfg(feature = "tls")]
-        if tls.is_some() && config.get_url_scheme() == "http" {
-            config = config.url_scheme("https");
-        }
+        let tls = {
+            let (tls, opts) = self.tls.finish(self.common.opts)?;
+            self.common.opts = opts;
+            if tls.is_some() && config.get_url_scheme() == "http" {
+                config = config.url_scheme("https");
+            }
+            tls
+        };
         let cell = Arc::new(ConfigCell {
             template: config,
             server: Mutex::new(Weak::new()),
@@ -341,12 +330,8 @@ impl WsgiServerBuilder {
         let base = BaseServer::from_parts(
             "WSGIServer",
             false,
-            listener,
+            self.common,
             Dispatch::Stream(Arc::new(handler)),
-            self.spawn,
-            opts,
-            self.hooks,
-            logger,
             #[cfg(feature = "tls")]
             tls,
         )?;
