@@ -100,6 +100,7 @@ impl StreamServerBuilder {
     /// # Errors
     /// An unparsable address, `max_accept` of 0, a backlog together with a bound socket, a
     /// datagram socket as listener, or (with TLS) unreadable or invalid certificate files.
+    #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
     pub fn build(mut self) -> Result<StreamServer> {
         #[cfg(feature = "tls")]
         let tls = {

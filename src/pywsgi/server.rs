@@ -297,6 +297,7 @@ impl WsgiServerBuilder {
     /// # Errors
     /// An unparsable address, `max_accept` of 0, a backlog together with a bound socket, or
     /// (with TLS) unreadable or invalid certificate files.
+    #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
     pub fn build(mut self) -> Result<WsgiServer> {
         let mut config = self.config;
         if let (Some(logger), false) = (&self.common.logger, self.error_log_set) {

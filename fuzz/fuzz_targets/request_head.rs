@@ -1,0 +1,12 @@
+//! Any bytes as a request head: the strict parser must return, never panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use may_gevent::pywsgi::__private::HeadParser;
+
+fuzz_target!(|data: &[u8]| {
+    let mut parser = HeadParser::default();
+    if let Ok(Some(len)) = parser.parse(data) {
+        assert!(len <= data.len());
+    }
+});
