@@ -31,16 +31,37 @@ impl Remote {
             ip_len: 0,
             port_len: 0,
         };
-        if let Some(addr) = addr {
-            let mut cursor = std::io::Cursor::new(&mut remote.buf[..]);
-            if write!(cursor, "{}", addr.ip()).is_ok() {
-                remote.ip_len = cursor.position() as u8;
-                if write!(cursor, "{}", addr.port()).is_ok() {
-                    remote.port_len = cursor.position() as u8 - remote.ip_len;
+        match addr {
+            Some(SocketAddr::V4(v4)) => {
+                // by hand: `core::fmt` would put a deep call chain on the coroutine stack
+                let mut len = 0;
+                for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+                    if i > 0 {
+                        remote.buf[len] = b'.';
+                        len += 1;
+                    }
+                    len += push_decimal(&mut remote.buf[len..], u32::from(octet));
                 }
+                remote.ip_len = len as u8;
+                let port_len = push_decimal(&mut remote.buf[len..], u32::from(v4.port()));
+                remote.port_len = port_len as u8;
             }
+            Some(addr) => remote.format_other(addr),
+            None => {}
         }
         remote
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn format_other(&mut self, addr: SocketAddr) {
+        let mut cursor = std::io::Cursor::new(&mut self.buf[..]);
+        if write!(cursor, "{}", addr.ip()).is_ok() {
+            self.ip_len = cursor.position() as u8;
+            if write!(cursor, "{}", addr.port()).is_ok() {
+                self.port_len = cursor.position() as u8 - self.ip_len;
+            }
+        }
     }
 
     pub(crate) fn ip(&self) -> Option<&str> {
@@ -53,6 +74,23 @@ impl Remote {
         let start = self.ip_len as usize;
         std::str::from_utf8(&self.buf[start..start + self.port_len as usize]).ok()
     }
+}
+
+/// Writes `n` in decimal at the start of `out` (which has room for it); returns its length.
+fn push_decimal(out: &mut [u8], mut n: u32) -> usize {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let len = digits.len() - i;
+    out[..len].copy_from_slice(&digits[i..]);
+    len
 }
 
 /// The keys that are not strings (they have typed accessors and are not in [`Environ::iter`]).
@@ -275,11 +313,18 @@ impl Environ {
 
     /// `REQUEST_METHOD`.
     pub fn method(&self) -> &str {
+        if self.state.overrides.is_empty() {
+            return self.state.head.method();
+        }
         self.get("REQUEST_METHOD").unwrap_or_default()
     }
 
     /// `PATH_INFO` (percent-decoded, latin-1 characters).
     pub fn path_info(&self) -> &str {
+        if self.state.overrides.is_empty() {
+            // what `get` finds without overrides, without its key comparisons
+            return self.state.head.path_info();
+        }
         self.get("PATH_INFO").unwrap_or_default()
     }
 
@@ -300,6 +345,9 @@ impl Environ {
 
     /// `QUERY_STRING` (undecoded).
     pub fn query_string(&self) -> &str {
+        if self.state.overrides.is_empty() {
+            return self.state.head.query_string();
+        }
         self.get("QUERY_STRING").unwrap_or_default()
     }
 
@@ -473,5 +521,23 @@ impl fmt::Debug for Environ {
             }
         }
         write!(f, "(hidden keys: {})}}", self.len() - shown)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_address_text() {
+        let remote = Remote::new(Some("10.200.3.45:65535".parse().unwrap()));
+        assert_eq!(remote.ip(), Some("10.200.3.45"));
+        assert_eq!(remote.port(), Some("65535"));
+        let remote = Remote::new(Some("0.0.0.0:0".parse().unwrap()));
+        assert_eq!((remote.ip(), remote.port()), (Some("0.0.0.0"), Some("0")));
+        let remote = Remote::new(Some("[::1]:8080".parse().unwrap()));
+        assert_eq!((remote.ip(), remote.port()), (Some("::1"), Some("8080")));
+        let remote = Remote::new(None);
+        assert_eq!((remote.ip(), remote.port()), (None, None));
     }
 }

@@ -30,13 +30,42 @@ use super::response::{Failure, Response, StartResponse};
 /// timeout expires. If the coroutine is cancelled it unwinds (no I/O is done while unwinding).
 ///
 /// gevent: `WSGIServer.handle(socket, address)`.
+#[inline(never)]
 pub fn handle_connection<C: Connection + 'static>(
     conn: C,
     peer: Option<SocketAddr>,
     config: &WsgiConfig,
     app: &dyn Application,
 ) {
-    WsgiHandler::new(conn, peer, config, app).handle();
+    // On the heap, and in a frame of its own: the handler lives as long as the connection, and
+    // the coroutine stack pages its frames touch stay resident while the connection is idle.
+    WsgiHandler::new_boxed(conn, peer, config, app).serve();
+}
+
+/// The shared connection (its own frame: see [`handle_connection`]).
+#[inline(never)]
+fn new_link<C: Connection + 'static>(conn: C) -> Shared {
+    Rc::new(RefCell::new(Link::new(conn)))
+}
+
+/// The boxed environ storage of a connection (its own frame: see [`handle_connection`]).
+#[inline(never)]
+fn new_state(link: Shared, remote: Remote, config: &WsgiConfig) -> Box<EnvState> {
+    let input = Input::new(
+        link,
+        ReadBuf::new(config.read_buffer_size),
+        Framing::Empty,
+        false,
+        config.body_read_timeout,
+        config.max_body_size,
+    );
+    Box::new(EnvState {
+        head: RequestHead::default(),
+        base: Arc::clone(&config.base),
+        remote,
+        input,
+        overrides: Vec::new(),
+    })
 }
 
 /// What happens after a request.
@@ -68,7 +97,8 @@ pub struct WsgiHandler<'a> {
     remote: Remote,
     /// The environ's storage (parsed head, input and its read buffer), lent to each request.
     state: Option<Box<EnvState>>,
-    resp: Response,
+    /// Boxed: the handler itself is built on the stack before it is boxed (see [`new_boxed`]).
+    resp: Box<Response>,
     limits: Limits,
     first: bool,
     started: Instant,
@@ -97,29 +127,14 @@ impl<'a> WsgiHandler<'a> {
         config: &'a WsgiConfig,
         app: &'a dyn Application,
     ) -> WsgiHandler<'a> {
-        let link: Shared = Rc::new(RefCell::new(Link::new(conn)));
+        let link = new_link(conn);
         let remote = Remote::new(peer);
-        let input = Input::new(
-            Rc::clone(&link),
-            ReadBuf::new(config.read_buffer_size),
-            Framing::Empty,
-            false,
-            config.body_read_timeout,
-            config.max_body_size,
-        );
-        let state = EnvState {
-            head: RequestHead::default(),
-            base: Arc::clone(&config.base),
-            remote,
-            input,
-            overrides: Vec::new(),
-        };
         WsgiHandler {
             config,
             app,
             remote,
-            state: Some(Box::new(state)),
-            resp: Response::new(link),
+            state: Some(new_state(Rc::clone(&link), remote, config)),
+            resp: Response::boxed(link),
             limits: Limits {
                 max_request_line: config.max_request_line,
                 max_header_block: config.max_header_block,
@@ -131,8 +146,24 @@ impl<'a> WsgiHandler<'a> {
         }
     }
 
+    /// [`WsgiHandler::new`] on the heap; a frame of its own keeps its temporaries off the frames
+    /// that live as long as the connection.
+    #[inline(never)]
+    fn new_boxed<C: Connection + 'static>(
+        conn: C,
+        peer: Option<SocketAddr>,
+        config: &'a WsgiConfig,
+        app: &'a dyn Application,
+    ) -> Box<WsgiHandler<'a>> {
+        Box::new(WsgiHandler::new(conn, peer, config, app))
+    }
+
     /// Serves requests until the connection is done. gevent: `WSGIHandler.handle`.
     pub fn handle(mut self) {
+        self.serve();
+    }
+
+    fn serve(&mut self) {
         let res = self
             .resp
             .link
@@ -417,10 +448,15 @@ impl<'a> WsgiHandler<'a> {
     }
 
     /// Formats and writes one access-log line. gevent: `WSGIHandler.format_request`.
+    #[inline]
     fn log_line(&mut self, request_line: &[u8], duration: Option<Duration>) {
-        if self.config.access_log.is_off() {
-            return;
+        if !self.config.access_log.is_off() {
+            self.write_log_line(request_line, duration);
         }
+    }
+
+    #[inline(never)]
+    fn write_log_line(&mut self, request_line: &[u8], duration: Option<Duration>) {
         let mut line = std::mem::take(&mut self.line);
         line.clear();
         let local_time = self.resp.date.local_time(now_secs());

@@ -540,6 +540,29 @@ fn parse_with<'b>(
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(HeadError::BadRequest("malformed request line"));
     };
+    // the copy (and any allocation: malloc's frames are deep) before the frame of the checks
+    head.reset();
+    head.buf.extend_from_slice(&buf[..len]);
+    head.headers.reserve(req.headers.len());
+    check_head(buf, len, method, target, minor, req.headers, head, limits)
+}
+
+/// The checks of a complete head after httparse (its bytes already copied into `head.buf`), and
+/// its spans and flags. A frame of its own, so that this function's many locals are not on the
+/// stack while httparse runs (the deepest point of a request: the coroutine stack pages it
+/// touches stay resident).
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn check_head(
+    buf: &[u8],
+    len: usize,
+    method: &str,
+    target: &str,
+    minor: u8,
+    headers: &[httparse::Header<'_>],
+    head: &mut RequestHead,
+    limits: &Limits,
+) -> Result<Option<usize>, HeadError> {
     let head_bytes = &buf[..len];
 
     // RFC 9112 2.2: "A recipient MAY recognize a single LF as a line terminator". We do not: every
@@ -579,8 +602,6 @@ fn parse_with<'b>(
         return Err(HeadError::HeadersTooLarge("header section too large"));
     }
 
-    head.reset();
-    head.buf.extend_from_slice(head_bytes);
     head.method = Span::new(method_start, method_start + method.len());
     head.target = Span::new(target_start, target_end);
     head.version = if minor == 0 {
@@ -604,8 +625,7 @@ fn parse_with<'b>(
     let mut expect_continue = false;
     let mut upgrade_header = false;
 
-    head.headers.reserve(req.headers.len());
-    for (index, header) in req.headers.iter().enumerate() {
+    for (index, header) in headers.iter().enumerate() {
         let name = header.name;
         let value = header.value;
         let name_start = offset(name.as_bytes());

@@ -392,8 +392,18 @@ impl Input {
     /// Throws away the rest of the body so that the connection can serve its next request.
     /// Returns `false` when the connection must be closed instead: more than `limit` bytes left,
     /// a framing or I/O error, or raw (upgraded) input. Never sends `100 Continue`.
+    #[inline]
     pub(crate) fn discard(&mut self, limit: u64) -> bool {
         self.expect = Continue::Settled;
+        // the common case (no body) without the reading loop's frame
+        if self.error.is_none() && matches!(self.body, Body::Done) {
+            return !self.link.borrow().upgraded;
+        }
+        self.discard_rest(limit)
+    }
+
+    #[inline(never)]
+    fn discard_rest(&mut self, limit: u64) -> bool {
         if self.error.is_some() {
             return false;
         }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use super::conn::Connection;
 
 /// The shared half of a connection.
-pub(crate) type Shared = Rc<RefCell<Link<dyn Connection>>>;
+pub(crate) type Shared = Rc<RefCell<Link>>;
 
 /// Output buffer size above which a flushed buffer is given back to the allocator.
 const WBUF_KEEP: usize = 16 * 1024;
@@ -26,7 +26,7 @@ const DEADLINE_SLACK: Duration = Duration::from_millis(250);
 pub(crate) const WBUF_FLUSH_AT: usize = 64 * 1024;
 
 /// The stream plus the output buffer and a little connection state.
-pub(crate) struct Link<C: ?Sized> {
+pub(crate) struct Link {
     /// Bytes queued for the client; flushed before any blocking read.
     pub(crate) wbuf: Vec<u8>,
     /// The read timeout last set on the stream (`None` both for "unknown" and "infinite": see
@@ -39,11 +39,13 @@ pub(crate) struct Link<C: ?Sized> {
     pub(crate) upgraded: bool,
     /// A write failed: the client is gone, nothing more is sent.
     pub(crate) dead: bool,
-    pub(crate) stream: C,
+    /// Boxed rather than an unsized tail: a `Link` of known layout makes every borrow of the
+    /// shared `Rc<RefCell<..>>` a fixed offset instead of one computed from the vtable.
+    pub(crate) stream: Box<dyn Connection>,
 }
 
-impl<C> Link<C> {
-    pub(crate) fn new(stream: C) -> Link<C> {
+impl Link {
+    pub(crate) fn new<C: Connection + 'static>(stream: C) -> Link {
         Link {
             wbuf: Vec::new(),
             read_timeout: None,
@@ -51,12 +53,12 @@ impl<C> Link<C> {
             response_started: false,
             upgraded: false,
             dead: false,
-            stream,
+            stream: Box::new(stream),
         }
     }
 }
 
-impl Link<dyn Connection> {
+impl Link {
     /// Writes out the output buffer. After a failure the link is dead and the buffer dropped.
     pub(crate) fn flush(&mut self) -> io::Result<()> {
         if self.wbuf.is_empty() {

@@ -18,7 +18,7 @@ use std::fmt;
 use std::io;
 
 use super::app::{AppError, Body, BodyKind};
-use super::date::DateCache;
+use super::date::{now_secs, DateCache};
 use super::head::{RequestHead, Version};
 use super::io::{Shared, WBUF_FLUSH_AT};
 
@@ -151,8 +151,15 @@ pub(crate) struct Response {
     upgrade_allowed: bool,
     started: bool,
     code: u16,
-    /// `HTTP/1.1 <status>\r\n` followed by the application's headers (but Connection), as sent.
+    /// `HTTP/1.1 <status>\r\n` followed by the application's headers (but Connection), as sent
+    /// (`headers[..headers_len]`); then, when `tail` says so, the rest of a plain head.
     headers: Vec<u8>,
+    headers_len: usize,
+    /// `Some((n, secs))`: `headers[headers_len..]` is the `Date` line of second `secs` and
+    /// `Content-Length: n` and the blank line, i.e. `headers` is the whole head of a plain
+    /// keep-alive HTTP/1.1 response with an `n`-byte buffered body: the next such response in
+    /// the same second sends it as is. Reset when `start` commits new headers.
+    tail: Option<(u64, u64)>,
     scratch: Vec<u8>,
     /// `status \0 name \0 value \0 ...` of the last successful `start` (when `key_valid`): the
     /// same arguments again (the usual case: an application answers with the same status and
@@ -356,6 +363,13 @@ fn push_hex(out: &mut Vec<u8>, mut n: usize) -> usize {
 }
 
 impl Response {
+    /// [`Response::new`] on the heap, in a frame of its own (built once per connection: its
+    /// temporaries stay off the caller's frame, see `handler::handle_connection`).
+    #[inline(never)]
+    pub(crate) fn boxed(link: Shared) -> Box<Response> {
+        Box::new(Response::new(link))
+    }
+
     pub(crate) fn new(link: Shared) -> Response {
         Response {
             link,
@@ -367,6 +381,8 @@ impl Response {
             started: false,
             code: 0,
             headers: Vec::new(),
+            headers_len: 0,
+            tail: None,
             scratch: Vec::new(),
             key: Vec::new(),
             key_valid: false,
@@ -459,6 +475,8 @@ impl Response {
         }
         // commit
         self.scratch = std::mem::replace(&mut self.headers, buf);
+        self.headers_len = self.headers.len();
+        self.tail = None;
         // 1xx results depend on the request (101 needs an upgrade request): never cached
         self.key_valid = code >= 200;
         if self.key_valid {
@@ -603,6 +621,11 @@ impl Response {
     /// Serialises the head into the output buffer. `known_len`: the total body length, when the
     /// whole body is already known.
     fn send_head(&mut self, known_len: Option<u64>) {
+        if let Some(n) = known_len {
+            if self.send_cached_head(n) {
+                return;
+            }
+        }
         let code = self.code;
         let mut length_header = None;
         let mut chunked = false;
@@ -646,8 +669,11 @@ impl Response {
         }
         let before = link.wbuf.len();
         let wbuf = &mut link.wbuf;
-        wbuf.reserve(self.headers.len() + 96);
-        wbuf.extend_from_slice(&self.headers);
+        let base = &self.headers[..self.headers_len];
+        wbuf.reserve(base.len() + 96);
+        wbuf.extend_from_slice(base);
+        // (before the Date line is made: a tail keyed by an earlier second is only ever a miss)
+        let secs = now_secs();
         if code == 101 {
             if !self.connection.is_empty() {
                 wbuf.extend_from_slice(b"Connection: ");
@@ -679,6 +705,18 @@ impl Response {
         } else {
             wbuf.extend_from_slice(b"\r\n");
         }
+        let plain = self.mode == Mode::Length(length_header.unwrap_or(u64::MAX))
+            && !self.close
+            && self.version == Version::Http11
+            && self.app_connection == AppConnection::None
+            && !self.app_date;
+        if let (true, Some(n)) = (plain, length_header) {
+            // remember the whole head (see `tail`)
+            self.headers.truncate(self.headers_len);
+            let sent = &link.wbuf[before + self.headers_len..];
+            self.headers.extend_from_slice(sent);
+            self.tail = Some((n, secs));
+        }
         self.bytes_sent += (link.wbuf.len() - before) as u64;
         link.response_started = true;
         if code == 101 {
@@ -686,6 +724,34 @@ impl Response {
         }
         self.head_sent = true;
         self.sent_code = code;
+    }
+
+    /// Sends the remembered head (see `tail`) if this response is the same plain one in the same
+    /// second; false if it must be built.
+    #[inline]
+    fn send_cached_head(&mut self, n: u64) -> bool {
+        // status, application headers and their flags are those the tail was made with
+        let Some((len, secs)) = self.tail else {
+            return false;
+        };
+        if len != n || self.is_head || self.close || self.version != Version::Http11 {
+            return false;
+        }
+        if now_secs() != secs {
+            return false;
+        }
+        let mut link = self.link.borrow_mut();
+        if link.stream.server_closing() {
+            // the slow path makes this the last response
+            return false;
+        }
+        link.wbuf.extend_from_slice(&self.headers);
+        link.response_started = true;
+        self.mode = Mode::Length(n);
+        self.bytes_sent += self.headers.len() as u64;
+        self.head_sent = true;
+        self.sent_code = self.code;
+        true
     }
 
     /// Writes body bytes in the current framing (sending the head first if needed).
@@ -815,7 +881,13 @@ impl Response {
             BodyKind::Bytes(bytes) => (bytes, &[]),
             BodyKind::List(list) => (&[], list),
         };
-        let total = single.len() as u64 + list.iter().map(|part| part.len() as u64).sum::<u64>();
+        let listed = match list {
+            // (the usual one-item list without the summing loop's set-up)
+            [] => 0,
+            [part] => part.len() as u64,
+            _ => list.iter().map(|part| part.len() as u64).sum::<u64>(),
+        };
+        let total = single.len() as u64 + listed;
         if !self.head_sent {
             if total > 0 && (self.code == 204 || self.code == 304) {
                 return Err(Failure::Protocol(ResponseError::NoBodyAllowed(self.code)));
@@ -834,7 +906,9 @@ impl Response {
             if self.mode == Mode::Length(total) && total < 4096 {
                 let mut link = self.link.borrow_mut();
                 if !link.dead {
-                    link.wbuf.extend_from_slice(single);
+                    if !single.is_empty() {
+                        link.wbuf.extend_from_slice(single);
+                    }
                     for part in list {
                         link.wbuf.extend_from_slice(part);
                     }
@@ -1112,6 +1186,65 @@ mod tests {
         );
         assert!(!resp.close);
         assert_eq!(resp.bytes_sent, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: Sat, 21 Nov 2026 15:00:31 GMT\r\nContent-Length: 11\r\n\r\nhello world".len() as u64);
+    }
+
+    #[test]
+    fn remembered_head_is_reused_only_when_it_applies() {
+        let (mut resp, st) = response_for(GET11);
+        let headers = [("Content-Type", "text/plain")];
+        let send = |resp: &mut Response, request: &[u8], body: &'static str| {
+            let mut rh = RequestHead::default();
+            head::parse(request, &mut rh, &LIMITS).unwrap().unwrap();
+            resp.begin(&rh, rh.keep_alive);
+            resp.start("200 OK", &headers).unwrap();
+            resp.send_body(Body::from(body)).ok().unwrap();
+        };
+        let plain =
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: X\r\nContent-Length: 2\r\n\r\nhi";
+        send(&mut resp, GET11, "hi");
+        assert_eq!(wire(&mut resp, &st), plain);
+        assert!(resp.tail.is_some());
+        // the same response again: the remembered head
+        send(&mut resp, GET11, "hi");
+        assert_eq!(wire(&mut resp, &st), plain);
+        assert_eq!(resp.bytes_sent, (plain.len() + 28) as u64);
+        // another length, HEAD, HTTP/1.0, other headers: built again
+        send(&mut resp, GET11, "hey");
+        assert_eq!(
+            wire(&mut resp, &st),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: X\r\nContent-Length: 3\r\n\r\nhey"
+        );
+        send(&mut resp, HEAD11, "hey");
+        assert_eq!(
+            wire(&mut resp, &st),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: X\r\nContent-Length: 3\r\n\r\n"
+        );
+        send(&mut resp, GET10KA, "hey");
+        assert_eq!(
+            wire(&mut resp, &st),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: keep-alive\r\nDate: X\r\nContent-Length: 3\r\n\r\nhey"
+        );
+        send(&mut resp, GET10, "hey");
+        assert_eq!(
+            wire(&mut resp, &st),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\nDate: X\r\nContent-Length: 3\r\n\r\nhey"
+        );
+        resp.begin(&RequestHead::default(), true);
+        resp.start("404 Not Found", &headers).unwrap();
+        assert!(resp.tail.is_none());
+        resp.send_body(Body::from("hey")).ok().unwrap();
+        assert_eq!(
+            wire(&mut resp, &st),
+            "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nDate: X\r\nContent-Length: 3\r\n\r\nhey"
+        );
+        // a head remembered in an earlier second is built again
+        resp.tail = resp.tail.map(|(n, secs)| (n, secs - 1));
+        let now = now_secs();
+        resp.begin(&RequestHead::default(), true);
+        resp.start("404 Not Found", &headers).unwrap();
+        resp.send_body(Body::from("hey")).ok().unwrap();
+        assert!(resp.tail.is_some_and(|(n, secs)| n == 3 && secs >= now));
+        wire(&mut resp, &st);
     }
 
     #[test]

@@ -72,6 +72,9 @@ struct Served {
 }
 
 impl Served {
+    // Kept out of the connection closure's frame: that frame stays on the stack, resident,
+    // for the whole connection.
+    #[inline(never)]
     fn new(stream: Stream, connections: Arc<Connections>) -> Served {
         let state = Arc::new(AtomicU8::new(BUSY));
         {
@@ -351,6 +354,7 @@ struct ConfigCell {
 }
 
 impl ConfigCell {
+    #[inline(never)]
     fn get(&self) -> Arc<WsgiConfig> {
         let address = self
             .server
