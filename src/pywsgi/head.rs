@@ -577,15 +577,7 @@ fn check_head(
     let method_start = (method.as_ptr() as usize)
         .wrapping_sub(buf.as_ptr() as usize)
         .min(len);
-    if head_bytes[..method_start]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        != head_bytes[..method_start]
-            .iter()
-            .filter(|&&b| b == b'\r')
-            .count()
-    {
+    if method_start != 0 && !only_crlf_lines(&head_bytes[..method_start]) {
         return Err(HeadError::BadRequest("bare LF line ending"));
     }
 
@@ -610,20 +602,13 @@ fn check_head(
         Version::Http11
     };
     head.is_head = method == "HEAD";
-    split_target(head, method.as_bytes())?;
+    split_target(head, method.as_bytes(), target)?;
 
     let mut host_count = 0usize;
     let mut host_value: Option<&[u8]> = None;
     let mut content_length: Option<u64> = None;
-    let mut te_present = false;
-    let mut te_chunked = false;
-    let mut te_last_chunked = false;
-    let mut te_other = false;
-    let mut conn_close = false;
-    let mut conn_keep_alive = false;
-    let mut conn_upgrade = false;
-    let mut expect_continue = false;
-    let mut upgrade_header = false;
+    // the boolean findings of the header loop, as bits of one register-sized word (`F_*`)
+    let mut flags = 0u32;
 
     for (index, header) in headers.iter().enumerate() {
         let name = header.name;
@@ -652,17 +637,20 @@ fn check_head(
                 host_value = Some(value);
             }
             6 if name_is(name.as_bytes(), b"expect") => {
-                expect_continue = value.eq_ignore_ascii_case(b"100-continue");
+                flags &= !F_EXPECT_CONTINUE;
+                if value.eq_ignore_ascii_case(b"100-continue") {
+                    flags |= F_EXPECT_CONTINUE;
+                }
             }
-            7 if name_is(name.as_bytes(), b"upgrade") => upgrade_header = true,
+            7 if name_is(name.as_bytes(), b"upgrade") => flags |= F_UPGRADE,
             10 if name_is(name.as_bytes(), b"connection") => {
                 for token in list_elements(value) {
                     if token.eq_ignore_ascii_case(b"close") {
-                        conn_close = true;
+                        flags |= F_CONN_CLOSE;
                     } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                        conn_keep_alive = true;
+                        flags |= F_CONN_KEEP_ALIVE;
                     } else if token.eq_ignore_ascii_case(b"upgrade") {
-                        conn_upgrade = true;
+                        flags |= F_UPGRADE;
                     }
                 }
             }
@@ -679,19 +667,17 @@ fn check_head(
                 head.content_length = Some(index as u16);
             }
             17 if name_is(name.as_bytes(), b"transfer-encoding") => {
-                te_present = true;
+                flags |= F_TE;
                 for coding in list_elements(value) {
                     if coding.eq_ignore_ascii_case(b"chunked") {
                         // RFC 9112 6.1: "A sender MUST NOT apply the chunked transfer coding more
                         // than once to a message body".
-                        if te_chunked {
+                        if flags & F_TE_CHUNKED != 0 {
                             return Err(HeadError::BadRequest("chunked applied more than once"));
                         }
-                        te_chunked = true;
-                        te_last_chunked = true;
+                        flags |= F_TE_CHUNKED | F_TE_LAST_CHUNKED;
                     } else {
-                        te_other = true;
-                        te_last_chunked = false;
+                        flags = (flags | F_TE_OTHER) & !F_TE_LAST_CHUNKED;
                     }
                 }
             }
@@ -717,7 +703,7 @@ fn check_head(
     // (RFC 9112 3.2.2: for an absolute-form target the authority replaces the Host header in the
     // environ; see `RequestHead::prepare`.)
 
-    head.framing = if te_present {
+    head.framing = if flags & F_TE != 0 {
         // RFC 9112 6.1: "A server MUST NOT send a response containing Transfer-Encoding unless
         // the corresponding request indicates HTTP/1.1"; a 1.0 message with Transfer-Encoding is
         // treated as faulty: "the server MUST close the connection after responding". We reject.
@@ -738,14 +724,14 @@ fn check_head(
         // chunked transfer coding is not the final encoding, the message body length cannot be
         // determined reliably; the server MUST respond with the 400 (Bad Request) status code and
         // then close the connection."
-        if !te_last_chunked {
+        if flags & F_TE_LAST_CHUNKED == 0 {
             return Err(HeadError::BadRequest(
                 "Transfer-Encoding does not end with chunked",
             ));
         }
         // RFC 9112 6.1: "A server that receives a request message with a transfer coding it does
         // not understand SHOULD respond with 501 (Not Implemented)."
-        if te_other {
+        if flags & F_TE_OTHER != 0 {
             return Err(HeadError::NotImplemented("unsupported transfer coding"));
         }
         Framing::Chunked
@@ -765,17 +751,37 @@ fn check_head(
         }
     }
 
+    let conn_close = flags & F_CONN_CLOSE != 0;
     head.keep_alive = match head.version {
         Version::Http11 => !conn_close,
-        Version::Http10 => conn_keep_alive && !conn_close,
+        Version::Http10 => flags & F_CONN_KEEP_ALIVE != 0 && !conn_close,
     };
     // RFC 9110 10.1.1: "A server that receives a 100-continue expectation in an HTTP/1.0 request
     // MUST ignore that expectation."
-    head.expect_continue =
-        expect_continue && head.version == Version::Http11 && head.framing != Framing::Empty;
-    head.upgrade = upgrade_header || conn_upgrade;
+    head.expect_continue = flags & F_EXPECT_CONTINUE != 0
+        && head.version == Version::Http11
+        && head.framing != Framing::Empty;
+    head.upgrade = flags & F_UPGRADE != 0;
     Ok(Some(len))
 }
+
+// The bits of `check_head`'s `flags`.
+/// A Transfer-Encoding header.
+const F_TE: u32 = 1;
+/// `chunked` among the transfer codings.
+const F_TE_CHUNKED: u32 = 1 << 1;
+/// `chunked` is the last transfer coding so far.
+const F_TE_LAST_CHUNKED: u32 = 1 << 2;
+/// A transfer coding other than `chunked`.
+const F_TE_OTHER: u32 = 1 << 3;
+/// `Connection: close`.
+const F_CONN_CLOSE: u32 = 1 << 4;
+/// `Connection: keep-alive`.
+const F_CONN_KEEP_ALIVE: u32 = 1 << 5;
+/// An `Upgrade` header or `Connection: upgrade`.
+const F_UPGRADE: u32 = 1 << 6;
+/// (The last) `Expect` header is `100-continue`.
+const F_EXPECT_CONTINUE: u32 = 1 << 7;
 
 /// A header's own environ value: its span when ASCII, else an owned latin-1 decoding.
 fn own_value(span: Span, value: &[u8], owned: &mut Vec<String>) -> EnvValue {
@@ -788,9 +794,43 @@ fn own_value(span: Span, value: &[u8], owned: &mut Vec<String>) -> EnvValue {
 
 /// `name` equals the lower-case `lower` ignoring ASCII case, for token names (httparse checked
 /// them): OR-ing 0x20 lower-cases letters and maps no other token character to a letter or `-`.
+/// Compared a word at a time: whole 8-byte words, then the last (overlapping) word; names of 4 to
+/// 7 bytes as two overlapping 4-byte words.
 #[inline(always)]
 fn name_is(name: &[u8], lower: &[u8]) -> bool {
-    name.len() == lower.len() && name.iter().zip(lower).all(|(&a, &b)| a | 0x20 == b)
+    let n = lower.len();
+    if name.len() != n {
+        return false;
+    }
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 < n {
+            if word8(name, i) | 0x2020_2020_2020_2020 != word8(lower, i) {
+                return false;
+            }
+            i += 8;
+        }
+        word8(name, n - 8) | 0x2020_2020_2020_2020 == word8(lower, n - 8)
+    } else if n >= 4 {
+        word4(name, 0) | 0x2020_2020 == word4(lower, 0)
+            && word4(name, n - 4) | 0x2020_2020 == word4(lower, n - 4)
+    } else {
+        name.iter().zip(lower).all(|(&a, &b)| a | 0x20 == b)
+    }
+}
+
+#[inline(always)]
+fn word8(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+#[inline(always)]
+fn word4(bytes: &[u8], at: usize) -> u32 {
+    let mut word = [0u8; 4];
+    word.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_le_bytes(word)
 }
 
 fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
@@ -868,29 +908,41 @@ static HOST_CHARS: [bool; 256] = {
 
 #[inline]
 fn is_host(bytes: &[u8]) -> bool {
-    bytes.iter().all(|&b| HOST_CHARS[b as usize])
+    // no early exit: one load and one AND per byte (hosts are short and almost always valid)
+    bytes
+        .iter()
+        .fold(true, |ok, &b| ok & HOST_CHARS[b as usize])
 }
 
-/// Splits the target (RFC 9112 3.2) into path, query and authority, or rejects it.
+/// The empty lines before the request line (httparse accepted them) are all `\r\n`, none a bare LF.
+#[inline(never)]
+fn only_crlf_lines(prefix: &[u8]) -> bool {
+    prefix.chunks(2).all(|line| line == b"\r\n")
+}
+
+/// Splits the target (RFC 9112 3.2) into path, query and authority, or rejects it. `target_str`
+/// is the target as httparse returned it (already valid UTF-8): an origin-form path is copied from
+/// it into `path_decoded`, so that [`RequestHead::path_info`] never re-validates it.
 #[inline(always)]
-fn split_target(head: &mut RequestHead, method: &[u8]) -> Result<(), HeadError> {
+fn split_target(head: &mut RequestHead, method: &[u8], target_str: &str) -> Result<(), HeadError> {
     let start = head.target.start as usize;
     let target = head.target.get(&head.buf);
     if target.first() == Some(&b'/') {
-        // origin-form, the common case: one pass finds the query and checks the bytes
+        // origin-form, the common case: one pass over the whole target finds the query, checks
+        // that every byte is ASCII and notes a `%` in the path
         let mut question = target.len();
         let mut percent = false;
         let mut high = 0u8;
         for (i, &b) in target.iter().enumerate() {
             high |= b;
-            if b == b'?' {
+            let in_path = question == target.len();
+            if b == b'?' && in_path {
                 question = i;
-                break;
             }
-            percent |= b == b'%';
+            percent |= b == b'%' && in_path;
         }
         let query_start = (question + 1).min(target.len());
-        if high >= 0x80 || !target[query_start..].is_ascii() {
+        if high >= 0x80 {
             return Err(HeadError::BadRequest(
                 "non-ASCII byte in the request target",
             ));
@@ -901,8 +953,11 @@ fn split_target(head: &mut RequestHead, method: &[u8]) -> Result<(), HeadError> 
             let mut decoded = std::mem::take(&mut head.path_decoded);
             unquote_latin1(head.path.get(&head.buf), &mut decoded);
             head.path_decoded = decoded;
-            head.path_decoded_valid = true;
+        } else {
+            head.path_decoded
+                .push_str(target_str.get(..question).unwrap_or_default());
         }
+        head.path_decoded_valid = true;
         return Ok(());
     }
     split_other_target(head, method)
@@ -1094,6 +1149,58 @@ mod tests {
         assert_eq!(head.query_string(), "%D0%B2=1");
         let head = ok(b"GET /env;p/a%20b%2Fc%zz%4 HTTP/1.1\r\nHost: a\r\n\r\n");
         assert_eq!(head.path_info(), "/env;p/a b/c%zz%4");
+    }
+
+    #[test]
+    fn query_and_path_split() {
+        // a `%` or `?` in the query does not touch PATH_INFO
+        let head = ok(b"GET /a?b%20=c?d HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(head.path_info(), "/a");
+        assert_eq!(head.query_string(), "b%20=c?d");
+        let head = ok(b"GET /%41?%42 HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(head.path_info(), "/A");
+        assert_eq!(head.query_string(), "%42");
+        let head = ok(b"GET /a/long/path/name? HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(head.path_info(), "/a/long/path/name");
+        assert_eq!(head.query_string(), "");
+        // non-ASCII in the query is refused as in the path
+        assert_eq!(status(b"GET /a?\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+        // the decoded path of one request does not leak into the next
+        let mut head = RequestHead::default();
+        let raw = b"GET /x%20y HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert_eq!(parse(raw, &mut head, &LIMITS), Ok(Some(raw.len())));
+        assert_eq!(head.path_info(), "/x y");
+        let raw = b"GET /z HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert_eq!(parse(raw, &mut head, &LIMITS), Ok(Some(raw.len())));
+        assert_eq!(head.path_info(), "/z");
+    }
+
+    #[test]
+    fn header_names_match_in_any_case_only_exactly() {
+        for name in ["HOST", "hOsT", "Host"] {
+            let raw = format!("GET / HTTP/1.1\r\n{name}: a\r\nhost: b\r\n\r\n");
+            assert_eq!(status(raw.as_bytes()), 400, "{name}");
+        }
+        for name in ["Hosts", "Hos", "Xost", "Hostx"] {
+            let raw = format!("GET / HTTP/1.1\r\nHost: a\r\n{name}: b\r\n\r\n");
+            ok(raw.as_bytes());
+        }
+        let head = ok(b"POST / HTTP/1.1\r\nHost: a\r\nCONTENT-LENGTH: 5\r\n\r\n");
+        assert_eq!(head.framing, Framing::Length(5));
+        let head = ok(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Lengthx: 5\r\n\r\n");
+        assert_eq!(head.framing, Framing::Empty);
+        let head = ok(b"POST / HTTP/1.1\r\nHost: a\r\ntRANSFER-eNCODING: chunked\r\n\r\n");
+        assert_eq!(head.framing, Framing::Chunked);
+        assert!(!ok(b"GET / HTTP/1.1\r\nHost: a\r\nCONNECTION: close\r\n\r\n").keep_alive);
+        let head = ok(b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-continue\r\nExpect: x\r\n\r\n");
+        assert!(!head.expect_continue, "the last Expect decides");
+    }
+
+    #[test]
+    fn leading_empty_lines_need_crlf() {
+        ok(b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(status(b"\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+        assert_eq!(status(b"\r\n\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
     }
 
     #[test]

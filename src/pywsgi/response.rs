@@ -506,7 +506,10 @@ impl Response {
         let mut pos = 0;
         let mut part = |text: &str| {
             let end = pos + text.len();
-            let same = key.get(pos..end) == Some(text.as_bytes()) && key.get(end) == Some(&0);
+            let same = key
+                .get(pos..end)
+                .is_some_and(|cached| same_bytes(cached, text.as_bytes()))
+                && key.get(end) == Some(&0);
             pos = end + 1;
             same
         };
@@ -754,6 +757,47 @@ impl Response {
         true
     }
 
+    /// [`Response::send_cached_head`] and a small buffered body behind it under one borrow of the
+    /// link; `Ok(false)` (nothing done) if the head must be built or the link is dead (the slow
+    /// path then reports it).
+    #[inline]
+    fn send_cached_head_and_body(
+        &mut self,
+        n: u64,
+        single: &[u8],
+        list: &[Vec<u8>],
+    ) -> Result<bool, Failure> {
+        let Some((len, secs)) = self.tail else {
+            return Ok(false);
+        };
+        if len != n || self.is_head || self.close || self.version != Version::Http11 {
+            return Ok(false);
+        }
+        if now_secs() != secs {
+            return Ok(false);
+        }
+        let mut link = self.link.borrow_mut();
+        if link.stream.server_closing() || link.dead {
+            return Ok(false);
+        }
+        link.wbuf.extend_from_slice(&self.headers);
+        link.response_started = true;
+        if !single.is_empty() {
+            link.wbuf.extend_from_slice(single);
+        }
+        for part in list {
+            link.wbuf.extend_from_slice(part);
+        }
+        self.mode = Mode::Length(0);
+        self.bytes_sent += self.headers.len() as u64 + n;
+        self.head_sent = true;
+        self.sent_code = self.code;
+        if link.wbuf.len() >= WBUF_FLUSH_AT {
+            link.flush().map_err(Failure::Disconnect)?;
+        }
+        Ok(true)
+    }
+
     /// Writes body bytes in the current framing (sending the head first if needed).
     /// `flush`: write them out now (streaming) rather than batching.
     pub(crate) fn write_data(&mut self, data: &[u8], flush: bool) -> Result<(), Failure> {
@@ -901,6 +945,9 @@ impl Response {
                     }));
                 }
             }
+            if total < 4096 && self.send_cached_head_and_body(total, single, list)? {
+                return Ok(());
+            }
             self.send_head(Some(total));
             // fast path: a small buffered body right behind its head, in the same buffer
             if self.mode == Mode::Length(total) && total < 4096 {
@@ -986,6 +1033,36 @@ impl Response {
     pub(crate) fn flush(&mut self) -> io::Result<()> {
         self.link.borrow_mut().flush()
     }
+}
+
+/// `a == b`; strings of up to 16 bytes (the usual status, header names and values) compared inline
+/// as two overlapping words, cheaper than the call to `memcmp` that slice equality makes.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        8..=16 => word8(a, 0) == word8(b, 0) && word8(a, n - 8) == word8(b, n - 8),
+        4..=7 => word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4),
+        0..=3 => a.iter().zip(b).all(|(x, y)| x == y),
+        _ => a == b,
+    }
+}
+
+#[inline(always)]
+fn word8(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+#[inline(always)]
+fn word4(bytes: &[u8], at: usize) -> u32 {
+    let mut word = [0u8; 4];
+    word.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_le_bytes(word)
 }
 
 /// The `start_response` callable handed to the application.
@@ -1171,6 +1248,21 @@ mod tests {
     const GET10: &[u8] = b"GET / HTTP/1.0\r\n\r\n";
     const GET10KA: &[u8] = b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
     const HEAD11: &[u8] = b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n";
+
+    #[test]
+    fn same_bytes_is_equality() {
+        let text: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+        for n in 0..text.len() {
+            let a = &text[..n];
+            assert!(super::same_bytes(a, a), "{n}");
+            assert!(!super::same_bytes(a, &text[..n + 1]), "{n}");
+            for k in 0..n {
+                let mut b = a.to_vec();
+                b[k] ^= 0x20;
+                assert!(!super::same_bytes(a, &b), "{n} {k}");
+            }
+        }
+    }
 
     #[test]
     fn buffered_body_gets_content_length() {
