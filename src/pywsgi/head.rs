@@ -819,15 +819,17 @@ fn name_is(name: &[u8], lower: &[u8]) -> bool {
     }
 }
 
+/// The 8 bytes of `bytes` at `at`, as one little-endian word (for word-at-a-time compares).
 #[inline(always)]
-fn word8(bytes: &[u8], at: usize) -> u64 {
+pub(crate) fn word8(bytes: &[u8], at: usize) -> u64 {
     let mut word = [0u8; 8];
     word.copy_from_slice(&bytes[at..at + 8]);
     u64::from_le_bytes(word)
 }
 
+/// The 4 bytes of `bytes` at `at`, as one little-endian word.
 #[inline(always)]
-fn word4(bytes: &[u8], at: usize) -> u32 {
+pub(crate) fn word4(bytes: &[u8], at: usize) -> u32 {
     let mut word = [0u8; 4];
     word.copy_from_slice(&bytes[at..at + 4]);
     u32::from_le_bytes(word)

@@ -19,7 +19,7 @@ use std::io;
 
 use super::app::{AppError, Body, BodyKind};
 use super::date::{now_secs, DateCache};
-use super::head::{RequestHead, Version};
+use super::head::{word4, word8, RequestHead, Version};
 use super::io::{Shared, WBUF_FLUSH_AT};
 
 /// An error in the application's use of `start_response` or `write`. The messages are gevent's
@@ -1049,20 +1049,6 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
         0..=3 => a.iter().zip(b).all(|(x, y)| x == y),
         _ => a == b,
     }
-}
-
-#[inline(always)]
-fn word8(bytes: &[u8], at: usize) -> u64 {
-    let mut word = [0u8; 8];
-    word.copy_from_slice(&bytes[at..at + 8]);
-    u64::from_le_bytes(word)
-}
-
-#[inline(always)]
-fn word4(bytes: &[u8], at: usize) -> u32 {
-    let mut word = [0u8; 4];
-    word.copy_from_slice(&bytes[at..at + 4]);
-    u32::from_le_bytes(word)
 }
 
 /// The `start_response` callable handed to the application.
