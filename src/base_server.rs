@@ -666,6 +666,10 @@ impl BaseServer {
     /// handlers to return, then cancel those still running and wait for them to unwind
     /// (their `Drop`s run and their connections close). gevent: `BaseServer.stop(timeout)` —
     /// but here this holds for every spawn strategy, not only for a pool.
+    ///
+    /// Called from one of this server's own handlers, it would wait for that handler too (and
+    /// cancel it after the timeout): there, call [`close`](Self::close), or run `stop` in a
+    /// new coroutine or thread.
     pub fn stop(&self, timeout: impl Into<Option<Duration>>) {
         self.close();
         let timeout = timeout.into().unwrap_or(self.shared.opts.stop_timeout);

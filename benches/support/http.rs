@@ -38,14 +38,15 @@ pub(crate) const BODY: &[u8] = b"<b>hello world</b>";
 /// The request every client sends (what `wrk` sends).
 pub(crate) const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 
-/// gevent's examples/wsgiserver.py, line by line (the `wsgiserver` example).
+/// The `wsgiserver` example's application (gevent's examples/wsgiserver.py), as it is there:
+/// static bodies, like may_minihttp's `rsp.body("...")`.
 fn application(env: &mut Environ, start_response: &mut StartResponse<'_>) -> AppResult {
     if env.path_info() == "/" {
         start_response.call("200 OK", &[("Content-Type", "text/html")])?;
-        return Ok(vec![b"<b>hello world</b>".to_vec()].into());
+        return Ok(b"<b>hello world</b>".into());
     }
     start_response.call("404 Not Found", &[("Content-Type", "text/html")])?;
-    Ok(vec![b"<h1>Not Found</h1>".to_vec()].into())
+    Ok(b"<h1>Not Found</h1>".into())
 }
 
 fn start_wsgi(log: AccessLog, tls: Option<(PathBuf, PathBuf)>) -> Running {
