@@ -130,8 +130,9 @@ impl Default for ChunkedDecoder {
     }
 }
 
+/// RFC 9110 `tchar`: what a field name (or a trailer name) is made of.
 #[inline]
-fn is_tchar(b: u8) -> bool {
+pub(crate) fn is_tchar(b: u8) -> bool {
     matches!(b,
         b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9'
         | b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.'

@@ -18,6 +18,7 @@ use std::fmt;
 use std::io;
 
 use super::app::{AppError, Body, BodyKind};
+use super::chunked::is_tchar;
 use super::date::{now_secs, DateCache};
 use super::head::{word4, word8, RequestHead, Version};
 use super::io::{Shared, WBUF_FLUSH_AT};
@@ -210,37 +211,8 @@ pub(crate) fn reason(code: u16) -> &'static str {
     }
 }
 
-/// RFC 9110 `tchar`, as a table.
-static TCHAR: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        table[i] = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
-        i += 1;
-    }
-    table
-};
-
 fn validate_name(name: &str) -> Result<(), ResponseError> {
-    if !name.is_empty() && name.bytes().all(|b| TCHAR[b as usize]) {
+    if !name.is_empty() && name.bytes().all(is_tchar) {
         return Ok(());
     }
     if name.bytes().any(|b| b == b'\r' || b == b'\n') {
