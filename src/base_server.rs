@@ -4,10 +4,10 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use may::coroutine::{self, JoinHandle};
 use may::sync::SyncFlag;
@@ -16,13 +16,14 @@ use slog::{debug, error, warn, Logger};
 use crate::accept_error::{classify, AcceptError};
 use crate::address::Address;
 use crate::backoff::{Backoff, MAX_DELAY, MIN_DELAY};
-use crate::datagram_server::DatagramSocket;
+use crate::datagram_socket::{DatagramSocket, DatagramStats, RECV_BUFFER_SIZE};
 use crate::error::{Error, Result};
 use crate::handler::{Dispatch, HandlerError, Hooks};
 use crate::pool::{cancel, is_cancel, Permit, Pool};
+use crate::registry::Registry;
 use crate::socket::{
-    may_tcp_listener, may_udp_socket, may_unix_listener, tcp_listener, udp_socket, unix_local,
-    ListenerKind, SocketKind, BACKLOG,
+    may_tcp_listener, may_udp_socket, may_unix_listener, set_recv_buffer_size, tcp_listener,
+    udp_socket, unix_local, ListenerKind, SocketKind, BACKLOG,
 };
 use crate::stream::Stream;
 
@@ -37,6 +38,11 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(1);
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// How long `stop()` waits for cancelled handlers to unwind. gevent: `pool.kill(timeout=1)`.
 pub const KILL_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long `stop()` gives handlers to return after it has shut their connections down,
+/// before it cancels those still running (see [`BaseServer::stop`]).
+pub const STOP_GRACE: Duration = Duration::from_millis(250);
+/// At most one WARN record per this interval about datagrams the kernel dropped.
+const DROP_WARN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Settings fixed when the server is built.
 #[derive(Debug, Clone)]
@@ -52,6 +58,9 @@ pub(crate) struct Options {
     /// Handler coroutine stack, in machine words (may's unit); `None`: may's default.
     pub(crate) stack_words: Option<usize>,
     pub(crate) max_datagram_size: usize,
+    /// `SO_RCVBUF` to ask for on a datagram socket; `None`: [`RECV_BUFFER_SIZE`] on a socket
+    /// the server binds, the socket's own on a given one.
+    pub(crate) recv_buffer_size: Option<usize>,
 }
 
 impl Default for Options {
@@ -66,7 +75,8 @@ impl Default for Options {
             poll_interval: POLL_INTERVAL,
             timeout: None,
             stack_words: None,
-            max_datagram_size: crate::datagram_server::DATAGRAM_SIZE,
+            max_datagram_size: crate::datagram_socket::DATAGRAM_SIZE,
+            recv_buffer_size: None,
         }
     }
 }
@@ -111,11 +121,13 @@ pub(crate) enum Bound {
 
 pub(crate) enum Incoming {
     Stream(Stream, Address),
-    Datagram(Vec<u8>, SocketAddr),
+    /// A datagram, its sender, and whether it was longer than `max_datagram_size` (truncated).
+    Datagram(Vec<u8>, SocketAddr, bool),
 }
 
 impl Bound {
-    /// gevent: `do_read`: accept one connection or receive one datagram.
+    /// gevent: `do_read`: accept one connection or receive one datagram (`buf` is one byte
+    /// longer than the largest datagram delivered whole).
     fn do_read(&self, buf: &mut [u8]) -> io::Result<Incoming> {
         match self {
             Bound::Tcp(l) => {
@@ -126,9 +138,9 @@ impl Bound {
                 let (s, addr) = l.accept()?;
                 Ok(Incoming::Stream(Stream::unix(s), Address::from_unix(&addr)))
             }
-            Bound::Udp(sock, _) => {
-                let (n, addr) = sock.recv_from(buf)?;
-                Ok(Incoming::Datagram(buf[..n].to_vec(), addr))
+            Bound::Udp(sock, socket) => {
+                let (n, addr, truncated) = socket.receive(sock, buf)?;
+                Ok(Incoming::Datagram(buf[..n].to_vec(), addr, truncated))
             }
         }
     }
@@ -181,6 +193,8 @@ struct State {
     serving: Option<Arc<SyncFlag>>,
     /// `close()` was called since the last `start()`: `serve_forever` must not restart.
     close_requested: bool,
+    /// The error that made the accept loop close the server; `serve_forever` returns it.
+    failure: Option<io::Error>,
 }
 
 pub(crate) struct Shared {
@@ -195,6 +209,10 @@ pub(crate) struct Shared {
     /// Called on every `start()` (true) and `close()` (false), e.g. to end idle keep-alive
     /// connections when a WSGI server stops.
     lifecycle: Mutex<Vec<LifecycleHook>>,
+    /// The connections being served (stream servers), for `stop()`'s shutdown step.
+    connections: Arc<Registry>,
+    /// Drop and truncation counts of a datagram server.
+    pub(crate) datagram_stats: Arc<DatagramStats>,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::tls::TlsOptions>,
 }
@@ -241,6 +259,9 @@ impl Shared {
     fn report(&self, err: HandlerError, address: &Address) {
         match &self.hooks.handle_error {
             Some(hook) => hook(&err, address),
+            // A client that went away is normal, not an error (pywsgi logs it the same way).
+            None if err.is_disconnect() => debug!(self.logger, "client disconnected";
+                "server" => self.name, "peer" => %address, "error" => %err),
             None => error!(self.logger, "handler failed";
                 "server" => self.name, "peer" => %address, "error" => %err),
         }
@@ -267,14 +288,18 @@ impl Shared {
     fn handle(self: &Arc<Shared>, dispatch: &Dispatch, incoming: Incoming, bound: &Bound) {
         match (dispatch, incoming) {
             (Dispatch::Stream(handler), Incoming::Stream(stream, address)) => {
+                // Tracked from before a TLS handshake, so that stop() can end that too.
+                let registration = self.connections.register(stream.as_fd());
                 #[cfg(feature = "tls")]
                 let stream = match crate::tls::wrap(self, stream, &address) {
                     Some(stream) => stream,
                     None => return,
                 };
+                let mut stream = stream;
+                stream.set_registration(registration);
                 self.guarded(&address, || handler.handle(stream, address.clone()));
             }
-            (Dispatch::Datagram(handler), Incoming::Datagram(data, addr)) => {
+            (Dispatch::Datagram(handler), Incoming::Datagram(data, addr, _)) => {
                 if let Bound::Udp(_, socket) = bound {
                     self.guarded(&Address::Inet(addr), || handler.handle(data, addr, socket));
                 }
@@ -310,11 +335,8 @@ fn do_handle(shared: &Arc<Shared>, bound: &Arc<Bound>, incoming: Incoming, permi
 fn accept_loop(shared: Arc<Shared>, bound: Arc<Bound>) {
     let opts = &shared.opts;
     let mut backoff = Backoff::new(opts.min_delay, opts.max_delay);
-    let mut buf = if shared.datagram {
-        vec![0u8; opts.max_datagram_size]
-    } else {
-        Vec::new()
-    };
+    let mut buf = datagram_buffer(&shared);
+    let mut drops = DropReport::default();
     let mut streak = 0usize;
     loop {
         // While the pool is full this blocks: nothing is accepted (gevent: stop_accepting()
@@ -325,7 +347,15 @@ fn accept_loop(shared: Arc<Shared>, bound: Arc<Bound>) {
                 backoff.reset();
                 let verified = match &incoming {
                     Incoming::Stream(_, address) => shared.verify(address),
-                    Incoming::Datagram(_, addr) => shared.verify(&Address::Inet(*addr)),
+                    Incoming::Datagram(data, addr, truncated) => {
+                        if *truncated {
+                            warn!(shared.logger, "datagram longer than max_datagram_size, truncated";
+                                "server" => shared.name, "peer" => %addr,
+                                "max_datagram_size" => data.len());
+                        }
+                        drops.report(&shared);
+                        shared.verify(&Address::Inet(*addr))
+                    }
                 };
                 if verified {
                     do_handle(&shared, &bound, incoming, permit);
@@ -347,11 +377,15 @@ fn accept_loop(shared: Arc<Shared>, bound: Arc<Bound>) {
                         debug!(shared.logger, "accept interrupted"; "error" => %err);
                     }
                     AcceptError::Fatal => {
-                        if !shared.state().started {
-                            return; // we are being closed: shutdown() woke the accept
+                        {
+                            let mut state = shared.state();
+                            if !state.started {
+                                return; // we are being closed: shutdown() woke the accept
+                            }
+                            error!(shared.logger, "the listening socket failed, closing the server";
+                                "server" => shared.name, "error" => %err);
+                            state.failure = Some(err);
                         }
-                        error!(shared.logger, "server failed, closing it";
-                            "server" => shared.name, "error" => %err);
                         BaseServer {
                             shared: shared.clone(),
                         }
@@ -368,6 +402,37 @@ fn accept_loop(shared: Arc<Shared>, bound: Arc<Bound>) {
                 }
             }
         }
+    }
+}
+
+/// The receive buffer of a datagram server's loop: one byte longer than the largest datagram
+/// delivered whole, so that a longer one is seen (and reported) as truncated.
+fn datagram_buffer(shared: &Shared) -> Vec<u8> {
+    if shared.datagram {
+        vec![0u8; shared.opts.max_datagram_size + 1]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Turns the kernel's drop count into WARN records, at most one per [`DROP_WARN_INTERVAL`].
+#[derive(Default)]
+struct DropReport {
+    reported: u64,
+    last: Option<Instant>,
+}
+
+impl DropReport {
+    fn report(&mut self, shared: &Shared) {
+        let total = shared.datagram_stats.dropped();
+        if total == self.reported || self.last.is_some_and(|t| t.elapsed() < DROP_WARN_INTERVAL) {
+            return;
+        }
+        warn!(shared.logger, "receive buffer full: the kernel dropped datagrams";
+            "server" => shared.name, "dropped" => total - self.reported, "dropped_total" => total,
+            "hint" => "raise recv_buffer_size (and net.core.rmem_max), or handle datagrams faster");
+        self.reported = total;
+        self.last = Some(Instant::now());
     }
 }
 
@@ -422,6 +487,8 @@ impl BaseServer {
                 logger,
                 dispatch: Mutex::new(dispatch),
                 lifecycle: Mutex::new(Vec::new()),
+                connections: Arc::new(Registry::default()),
+                datagram_stats: Arc::new(DatagramStats::default()),
                 state: Mutex::new(State {
                     source,
                     bound: None,
@@ -431,6 +498,7 @@ impl BaseServer {
                     stop_event: Arc::new(SyncFlag::new()),
                     serving: None,
                     close_requested: false,
+                    failure: None,
                 }),
                 #[cfg(feature = "tls")]
                 tls,
@@ -488,8 +556,9 @@ impl BaseServer {
             Source::Address(addr) => {
                 state.source = Source::Address(addr);
                 if self.shared.datagram {
-                    let sock = udp_socket(addr, opts.reuse_port)?;
-                    let send = DatagramSocket::new(&sock)?;
+                    let size = opts.recv_buffer_size.unwrap_or(RECV_BUFFER_SIZE);
+                    let sock = udp_socket(addr, opts.reuse_port, size)?;
+                    let send = DatagramSocket::new(&sock, self.shared.datagram_stats.clone())?;
                     Bound::Udp(sock, send)
                 } else {
                     let backlog = opts.backlog.unwrap_or(BACKLOG);
@@ -500,8 +569,12 @@ impl BaseServer {
                 SocketKind::Tcp => Bound::Tcp(may_tcp_listener(fd)),
                 SocketKind::Unix => Bound::Unix(may_unix_listener(fd)),
                 SocketKind::Udp => {
+                    if let Some(size) = opts.recv_buffer_size {
+                        set_recv_buffer_size(&fd, size)
+                            .map_err(|err| Error::io("setting the receive buffer size", err))?;
+                    }
                     let sock = may_udp_socket(fd);
-                    let send = DatagramSocket::new(&sock)?;
+                    let send = DatagramSocket::new(&sock, self.shared.datagram_stats.clone())?;
                     Bound::Udp(sock, send)
                 }
             },
@@ -540,6 +613,7 @@ impl BaseServer {
         self.init_socket_locked(&mut state)?;
         state.started = true;
         state.close_requested = false;
+        state.failure = None;
         if state.stop_event.is_fired() {
             state.stop_event = Arc::new(SyncFlag::new());
         }
@@ -619,6 +693,14 @@ impl BaseServer {
         self.shared.state().bound.as_ref().map(|bound| bound.fd())
     }
 
+    /// The kernel's receive buffer size of a datagram server's socket.
+    pub(crate) fn recv_buffer_size(&self) -> Option<usize> {
+        match self.shared.state().bound.as_deref() {
+            Some(Bound::Udp(sock, _)) => crate::socket::recv_buffer_size(sock.inner()).ok(),
+            _ => None,
+        }
+    }
+
     /// The pool that runs (and tracks) the handlers.
     pub fn pool(&self) -> &Pool {
         &self.shared.pool
@@ -662,10 +744,22 @@ impl BaseServer {
         stop_event.fire();
     }
 
-    /// Close the server, wait up to `timeout` (default: `stop_timeout`, 1 s) for the running
-    /// handlers to return, then cancel those still running and wait for them to unwind
-    /// (their `Drop`s run and their connections close). gevent: `BaseServer.stop(timeout)` —
-    /// but here this holds for every spawn strategy, not only for a pool.
+    /// Stop the server: close it, let the running handlers finish, and end those that do
+    /// not. gevent: `BaseServer.stop(timeout)` — but here for every spawn strategy, not only
+    /// for a pool, and with a gentler step before the cancel:
+    ///
+    /// 1. [`close`](Self::close): stop accepting; new connects are refused.
+    /// 2. Wait up to `timeout` (default: `stop_timeout`, 1 s) for the handlers to return.
+    /// 3. Shut down the socket of every connection still being served (stream servers): a
+    ///    handler blocked in `read` gets end-of-file, one blocked in `write` an error, and it
+    ///    leaves through its normal path — its `Drop`s run as on any return, with nothing
+    ///    restricted. Then wait up to [`STOP_GRACE`] (250 ms) more.
+    /// 4. Cancel what is still running (handlers blocked elsewhere: a sleep, a channel, a
+    ///    lock, another socket), **one handler at a time**, and wait up to [`KILL_TIMEOUT`]
+    ///    (1 s) in all for them to unwind. A cancelled handler unwinds from its blocking call
+    ///    with its `Drop`s running during the unwinding, where may makes every further
+    ///    blocking call fail at once: see the crate docs, "What a `Drop` may do when a handler
+    ///    is cancelled". Handlers still running after that are logged at WARN and left alone.
     ///
     /// Called from one of this server's own handlers, it would wait for that handler too (and
     /// cancel it after the timeout): there, call [`close`](Self::close), or run `stop` in a
@@ -673,14 +767,24 @@ impl BaseServer {
     pub fn stop(&self, timeout: impl Into<Option<Duration>>) {
         self.close();
         let timeout = timeout.into().unwrap_or(self.shared.opts.stop_timeout);
-        let pool = &self.shared.pool;
-        if !pool.join(timeout) {
-            debug!(self.shared.logger, "cancelling handlers"; "server" => self.shared.name,
-                "running" => pool.len());
-            if !pool.kill(KILL_TIMEOUT) {
-                warn!(self.shared.logger, "handlers still running after cancel";
-                    "server" => self.shared.name, "running" => pool.len());
+        let shared = &self.shared;
+        let pool = &shared.pool;
+        if pool.join(timeout) {
+            return;
+        }
+        let shut = shared.connections.shutdown_all();
+        if shut > 0 {
+            debug!(shared.logger, "stop: shutting down the connections still served";
+                "server" => shared.name, "connections" => shut, "running" => pool.len());
+            if pool.join(STOP_GRACE) {
+                return;
             }
+        }
+        debug!(shared.logger, "stop: cancelling handlers"; "server" => shared.name,
+            "running" => pool.len());
+        if !pool.kill(KILL_TIMEOUT) {
+            warn!(shared.logger, "handlers still running after cancel";
+                "server" => shared.name, "running" => pool.len());
         }
     }
 
@@ -692,7 +796,10 @@ impl BaseServer {
     /// gevent: `BaseServer.serve_forever`; Python: `serve_forever(poll_interval)`.
     ///
     /// # Errors
-    /// Starting failed (e.g. the port is in use).
+    /// Starting failed (e.g. the port is in use), or the listening socket failed while
+    /// serving (e.g. its descriptor was closed or shut down under the server:
+    /// [`Error::Io`] with the accept error as its source). The server is closed and stopped
+    /// in both cases.
     pub fn serve_forever(&self) -> Result<()> {
         let done = Arc::new(SyncFlag::new());
         let mut state = self.shared.state();
@@ -701,7 +808,7 @@ impl BaseServer {
                 // Closed from elsewhere after a start(): do not resurrect the server.
                 drop(state);
                 self.stop(None);
-                return Ok(());
+                return self.take_failure();
             }
             drop(state);
             self.start()?;
@@ -721,7 +828,18 @@ impl BaseServer {
         self.stop(None);
         self.shared.state().serving = None;
         done.fire();
-        Ok(())
+        self.take_failure()
+    }
+
+    /// The accept loop's fatal error, if it closed the server, as `serve_forever`'s result.
+    fn take_failure(&self) -> Result<()> {
+        match self.shared.state().failure.take() {
+            Some(err) => Err(Error::io(
+                "the listening socket failed and the server was closed",
+                err,
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Ask `serve_forever` to return and wait until it has (it stops the server on its way
@@ -759,13 +877,8 @@ impl BaseServer {
         };
         let flag = Arc::new(SyncFlag::new());
         let (b, f) = (bound.clone(), flag.clone());
-        let size = if self.shared.datagram {
-            self.shared.opts.max_datagram_size
-        } else {
-            0
-        };
+        let mut buf = datagram_buffer(&self.shared);
         let reader = may::go!(move || {
-            let mut buf = vec![0u8; size];
             let got = b.do_read(&mut buf);
             f.fire();
             got
@@ -792,7 +905,7 @@ impl BaseServer {
         };
         let address = match &incoming {
             Incoming::Stream(_, address) => address.clone(),
-            Incoming::Datagram(_, addr) => Address::Inet(*addr),
+            Incoming::Datagram(_, addr, _) => Address::Inet(*addr),
         };
         if !self.shared.verify(&address) {
             return Ok(true);
@@ -938,6 +1051,7 @@ pub(crate) use common_builder_methods;
 pub(crate) fn stop_on_drop(base: &BaseServer) {
     if std::thread::panicking() {
         base.close_inner(false);
+        base.shared.connections.shutdown_all();
         base.shared.pool.cancel_all();
     } else if base.started() || !base.closed() || !base.shared.pool.is_empty() {
         base.stop(None);

@@ -1,64 +1,12 @@
 //! `DatagramServer`: a UDP server (gevent: `gevent.server.DatagramServer`).
 
 use std::fmt;
-use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
 use crate::base_server::{common_builder_methods, BaseServer, Common};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::handler::{DatagramHandler, Dispatch};
 use crate::socket::IntoListener;
-
-/// Largest datagram received whole by default: the largest UDP payload over IPv4.
-/// gevent reads only 8192 bytes and silently truncates longer datagrams; we do not.
-pub const DATAGRAM_SIZE: usize = 65_535;
-
-/// The server's socket as handlers see it: `sendto` from any number of handlers at once.
-/// gevent: `DatagramServer.sendto` (serialised by a semaphore there, and here).
-#[derive(Clone)]
-pub struct DatagramSocket {
-    inner: Arc<may::sync::Mutex<may::net::UdpSocket>>,
-    local: Option<SocketAddr>,
-}
-
-impl fmt::Debug for DatagramSocket {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DatagramSocket")
-            .field("local", &self.local)
-            .finish()
-    }
-}
-
-impl DatagramSocket {
-    pub(crate) fn new(sock: &may::net::UdpSocket) -> Result<DatagramSocket> {
-        // A separate handle for sending, so a send never contends with the blocked receive.
-        let send = sock
-            .try_clone()
-            .map_err(|err| Error::io("cloning the datagram socket", err))?;
-        Ok(DatagramSocket {
-            local: sock.local_addr().ok(),
-            inner: Arc::new(may::sync::Mutex::new(send)),
-        })
-    }
-
-    /// Send `data` to `addr`; returns the number of bytes sent. gevent: `sendto`.
-    ///
-    /// # Errors
-    /// The operating system refused the datagram (too large, unreachable, ...).
-    pub fn sendto(&self, data: &[u8], addr: impl ToSocketAddrs) -> io::Result<usize> {
-        let sock = self
-            .inner
-            .lock()
-            .map_err(|_| io::Error::other("datagram socket lock poisoned"))?;
-        sock.send_to(data, addr)
-    }
-
-    /// The server's local address.
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.local
-    }
-}
 
 /// A UDP server: each datagram is handed to the handler, in its own coroutine (per the spawn
 /// strategy), with the sender's address and the socket to reply on.
@@ -125,6 +73,27 @@ impl DatagramServer {
         self.base
             .set_dispatch(Dispatch::Datagram(Arc::new(handler)))
     }
+
+    /// How many datagrams the kernel dropped because the socket's receive buffer was full
+    /// (the server could not keep up), over the server's lifetime. Each increase is also
+    /// logged at WARN level (at most one record a second). Linux only; elsewhere 0.
+    /// Raise [`recv_buffer_size`](DatagramServerBuilder::recv_buffer_size) if this grows.
+    pub fn dropped(&self) -> u64 {
+        self.base.shared.datagram_stats.dropped()
+    }
+
+    /// How many datagrams were longer than `max_datagram_size` and reached the handler
+    /// truncated (each also logged at WARN level).
+    pub fn truncated(&self) -> u64 {
+        self.base.shared.datagram_stats.truncated()
+    }
+
+    /// The receive buffer the kernel gave the bound socket (`SO_RCVBUF` as Linux reports
+    /// it: twice the size asked for, capped by `net.core.rmem_max`). `None` when the server
+    /// has no socket.
+    pub fn recv_buffer_size(&self) -> Option<usize> {
+        self.base.recv_buffer_size()
+    }
 }
 
 impl DatagramServerBuilder {
@@ -134,6 +103,19 @@ impl DatagramServerBuilder {
     /// Default: 65 535 (gevent: 8192).
     pub fn max_datagram_size(mut self, bytes: usize) -> Self {
         self.common.opts.max_datagram_size = bytes.max(1);
+        self
+    }
+
+    /// The receive buffer to ask of the kernel (`SO_RCVBUF`), in bytes. Datagrams that
+    /// arrive while the buffer is full are dropped by the kernel (counted in
+    /// [`DatagramServer::dropped`] and logged), so it must hold a burst: everything clients
+    /// may have in flight while the handlers run. Default: [`RECV_BUFFER_SIZE`](crate::RECV_BUFFER_SIZE)
+    /// (1 MiB) on a socket the server binds; a socket passed in keeps its own size unless
+    /// this is set. Linux doubles the value and caps it at `net.core.rmem_max` (raise that
+    /// sysctl for more); [`DatagramServer::recv_buffer_size`] tells what the kernel gave.
+    /// gevent leaves the kernel default (208 KiB on Linux).
+    pub fn recv_buffer_size(mut self, bytes: usize) -> Self {
+        self.common.opts.recv_buffer_size = Some(bytes);
         self
     }
 

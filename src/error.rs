@@ -91,6 +91,18 @@ impl std::error::Error for Error {
     }
 }
 
+/// Whether an I/O error means "the client went away" (not worth an error-log record).
+pub(crate) fn is_disconnect(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::NotConnected
+            | io::ErrorKind::UnexpectedEof
+    )
+}
+
 impl From<io::Error> for Error {
     fn from(source: io::Error) -> Error {
         Error::io("i/o error", source)

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::address::Address;
-use crate::datagram_server::DatagramSocket;
+use crate::datagram_socket::DatagramSocket;
 use crate::error::BoxError;
 use crate::stream::Stream;
 
@@ -101,6 +101,26 @@ impl HandlerError {
             "non-string panic payload".to_owned()
         };
         HandlerError::Panic(msg)
+    }
+}
+
+impl HandlerError {
+    /// True when the handler failed because the client went away: an I/O error (anywhere in
+    /// the error's `source()` chain) of kind `ConnectionReset`, `BrokenPipe`,
+    /// `ConnectionAborted`, `NotConnected` or `UnexpectedEof`. Servers log these at DEBUG
+    /// level, not ERROR.
+    pub fn is_disconnect(&self) -> bool {
+        let HandlerError::Error(err) = self else {
+            return false;
+        };
+        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err.as_ref());
+        while let Some(err) = next {
+            if let Some(io) = err.downcast_ref::<std::io::Error>() {
+                return crate::error::is_disconnect(io);
+            }
+            next = err.source();
+        }
+        false
     }
 }
 

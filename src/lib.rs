@@ -144,11 +144,13 @@ mod address;
 mod backoff;
 mod base_server;
 mod datagram_server;
+mod datagram_socket;
 mod error;
 mod handler;
 mod log;
 mod pool;
 pub mod pywsgi;
+mod registry;
 mod socket;
 mod spawn;
 mod stream;
@@ -158,8 +160,11 @@ mod tls;
 
 pub use address::{parse_address, Address};
 pub use backoff::{MAX_DELAY, MIN_DELAY};
-pub use base_server::{BaseServer, KILL_TIMEOUT, MAX_ACCEPT, POLL_INTERVAL, STOP_TIMEOUT};
-pub use datagram_server::{DatagramServer, DatagramServerBuilder, DatagramSocket, DATAGRAM_SIZE};
+pub use base_server::{
+    BaseServer, KILL_TIMEOUT, MAX_ACCEPT, POLL_INTERVAL, STOP_GRACE, STOP_TIMEOUT,
+};
+pub use datagram_server::{DatagramServer, DatagramServerBuilder};
+pub use datagram_socket::{DatagramSocket, DATAGRAM_SIZE, RECV_BUFFER_SIZE};
 pub use error::{BoxError, Error, Result};
 pub use handler::{DatagramHandler, HandlerError, HandlerResult, IntoHandlerResult, StreamHandler};
 pub use log::{default_logger, discard_logger, StderrDrain};

@@ -80,6 +80,8 @@ struct PoolState {
     cancelled: HashSet<u64, Ids>,
     /// Fired when `live` becomes empty.
     join_waiters: Vec<Arc<SyncFlag>>,
+    /// Fired when any member leaves (only `kill` waits on these).
+    leave_waiters: Vec<Arc<SyncFlag>>,
 }
 
 impl fmt::Debug for Pool {
@@ -114,19 +116,20 @@ impl Drop for Member {
     fn drop(&mut self) {
         // Runs during cancel unwinding too: only a std mutex held for a moment, and
         // non-blocking wake-ups (SyncFlag::fire, Semphore::post) — no may I/O, no may locks.
-        let waiters = {
+        let (joined, left) = {
             let mut state = self._permit.pool.lock();
             state.live.remove(&self.id);
             if !state.cancelled.is_empty() {
                 state.cancelled.remove(&self.id);
             }
-            if state.live.is_empty() {
+            let joined = if state.live.is_empty() {
                 std::mem::take(&mut state.join_waiters)
             } else {
                 Vec::new()
-            }
+            };
+            (joined, std::mem::take(&mut state.leave_waiters))
         };
-        for waiter in waiters {
+        for waiter in joined.into_iter().chain(left) {
             waiter.fire();
         }
         // `_permit` drops after this body: the slot frees once the member is gone from `live`.
@@ -306,8 +309,27 @@ impl Pool {
     /// A member is cancelled at its next blocking call (socket I/O, sleep, lock, channel):
     /// its stack unwinds, its `Drop`s run and its sockets close. A member in a loop that never
     /// blocks cannot be cancelled.
+    ///
+    /// Members are cancelled **one at a time**: each is given up to 100 ms to finish
+    /// unwinding before the next is cancelled, so the `Drop`s of two cancelled members never
+    /// run at the same moment (a `Drop` that takes a `may::sync::Mutex` another unwinding
+    /// member holds would abort the process; see the crate docs, "What a `Drop` may do when a
+    /// handler is cancelled"). When `timeout` runs out, the members not cancelled yet are
+    /// cancelled all at once.
     pub fn kill(&self, timeout: impl Into<Option<Duration>>) -> bool {
         let deadline = timeout.into().map(|timeout| Instant::now() + timeout);
+        let left = |deadline: Option<Instant>| {
+            deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            })
+        };
+        while !left(deadline).is_zero() {
+            let Some((id, co, leave)) = self.next_to_cancel() else {
+                break;
+            };
+            cancel(&co);
+            self.wait_leave(id, leave, left(deadline).min(KILL_EACH));
+        }
         loop {
             if !self.cancel_all() {
                 return true;
@@ -330,7 +352,42 @@ impl Pool {
     }
 }
 
+/// How long [`Pool::kill`] waits for one cancelled member before cancelling the next.
+const KILL_EACH: Duration = Duration::from_millis(100);
+
 impl Pool {
+    /// A running member not cancelled yet, marked as cancelled, with a flag that fires when
+    /// any member leaves.
+    fn next_to_cancel(&self) -> Option<(u64, Coroutine, Arc<SyncFlag>)> {
+        let mut state = self.inner.lock();
+        let (id, co) = state
+            .live
+            .iter()
+            .filter(|(id, _)| !state.cancelled.contains(id))
+            .find_map(|(id, co)| co.clone().map(|co| (*id, co)))?;
+        state.cancelled.insert(id);
+        let leave = Arc::new(SyncFlag::new());
+        state.leave_waiters.push(leave.clone());
+        Some((id, co, leave))
+    }
+
+    /// Wait until member `id` has left the pool, at most `timeout`.
+    fn wait_leave(&self, id: u64, mut leave: Arc<SyncFlag>, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !leave.wait_timeout(left) {
+                return; // timed out
+            }
+            let mut state = self.inner.lock();
+            if !state.live.contains_key(&id) {
+                return;
+            }
+            leave = Arc::new(SyncFlag::new());
+            state.leave_waiters.push(leave.clone());
+        }
+    }
+
     /// Send a cancel to every member not cancelled yet, without waiting.
     /// Returns false when the pool is empty.
     pub(crate) fn cancel_all(&self) -> bool {

@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -238,7 +238,11 @@ pub(crate) fn tcp_listener(
 }
 
 /// Create and bind a UDP socket (gevent: `DatagramServer.get_listener`).
-pub(crate) fn udp_socket(addr: SocketAddr, reuse_port: bool) -> Result<may::net::UdpSocket> {
+pub(crate) fn udp_socket(
+    addr: SocketAddr,
+    reuse_port: bool,
+    recv_buffer_size: usize,
+) -> Result<may::net::UdpSocket> {
     let bind_err = |source| Error::Bind {
         address: addr.to_string(),
         source,
@@ -250,7 +254,19 @@ pub(crate) fn udp_socket(addr: SocketAddr, reuse_port: bool) -> Result<may::net:
         sock.set_reuse_port(true).map_err(bind_err)?;
     }
     sock.bind(&SockAddr::from(addr)).map_err(bind_err)?;
+    set_recv_buffer_size(&sock, recv_buffer_size).map_err(bind_err)?;
     Ok(may_udp_socket(sock.into()))
+}
+
+/// Ask the kernel for a receive buffer of `size` bytes (`SO_RCVBUF`; Linux doubles it and
+/// caps it at `net.core.rmem_max`).
+pub(crate) fn set_recv_buffer_size(fd: &impl AsFd, size: usize) -> std::io::Result<()> {
+    socket2::SockRef::from(fd).set_recv_buffer_size(size)
+}
+
+/// The receive buffer the kernel gave a socket, in bytes (`SO_RCVBUF`).
+pub(crate) fn recv_buffer_size(fd: &impl AsFd) -> std::io::Result<usize> {
+    socket2::SockRef::from(fd).recv_buffer_size()
 }
 
 /// Hand a listening TCP socket to may (sets O_NONBLOCK and registers it with the poller).

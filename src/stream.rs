@@ -4,13 +4,14 @@
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
 use may::net::TcpStream;
 use may::os::unix::net::UnixStream;
 
 use crate::address::Address;
+use crate::registry::Registration;
 
 /// A client connection: TCP, Unix or (with the `tls` feature) TLS over either.
 ///
@@ -19,6 +20,8 @@ use crate::address::Address;
 /// the server drops it (gevent closes the socket when `handle` returns).
 pub struct Stream {
     inner: Inner,
+    /// The server's record of this connection (for `stop()`); dropped with the stream.
+    registration: Option<Registration>,
 }
 
 enum Inner {
@@ -112,6 +115,15 @@ impl Write for PlainStream {
     }
 }
 
+impl AsFd for PlainStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            PlainStream::Tcp(s) => s.inner().as_fd(),
+            PlainStream::Unix(s) => s.inner().as_fd(),
+        }
+    }
+}
+
 impl AsRawFd for PlainStream {
     fn as_raw_fd(&self) -> RawFd {
         plain!(self, s => s.as_raw_fd())
@@ -122,12 +134,14 @@ impl Stream {
     pub(crate) fn tcp(stream: TcpStream) -> Stream {
         Stream {
             inner: Inner::Plain(PlainStream::Tcp(stream)),
+            registration: None,
         }
     }
 
     pub(crate) fn unix(stream: UnixStream) -> Stream {
         Stream {
             inner: Inner::Plain(PlainStream::Unix(stream)),
+            registration: None,
         }
     }
 
@@ -135,6 +149,7 @@ impl Stream {
     pub(crate) fn tls(stream: native_tls::TlsStream<PlainStream>) -> Stream {
         Stream {
             inner: Inner::Tls(Box::new(stream)),
+            registration: None,
         }
     }
 
@@ -142,8 +157,16 @@ impl Stream {
     pub(crate) fn into_plain(self) -> Result<PlainStream, Stream> {
         match self.inner {
             Inner::Plain(plain) => Ok(plain),
-            other => Err(Stream { inner: other }),
+            other => Err(Stream {
+                inner: other,
+                registration: self.registration,
+            }),
         }
+    }
+
+    /// Carry the server's record of this connection (dropped with the stream).
+    pub(crate) fn set_registration(&mut self, registration: Option<Registration>) {
+        self.registration = registration;
     }
 
     /// The socket under the stream (under the TLS layer, if any).
@@ -236,6 +259,7 @@ impl Stream {
         match &self.inner {
             Inner::Plain(plain) => plain.try_clone().map(|plain| Stream {
                 inner: Inner::Plain(plain),
+                registration: None,
             }),
             #[cfg(feature = "tls")]
             Inner::Tls(_) => Err(io::Error::new(
@@ -291,6 +315,12 @@ impl Write for Stream {
             #[cfg(feature = "tls")]
             Inner::Tls(tls) => tls.flush(),
         }
+    }
+}
+
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.get_ref().as_fd()
     }
 }
 

@@ -96,17 +96,7 @@ impl<C: Connection + ?Sized> Connection for Box<C> {
     }
 }
 
-/// Whether an I/O error means "the client went away" (not worth an error-log record).
-pub(crate) fn is_disconnect(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::BrokenPipe
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::NotConnected
-            | io::ErrorKind::UnexpectedEof
-    )
-}
+pub(crate) use crate::error::is_disconnect;
 
 /// Whether an I/O error is an expired timeout (may: `TimedOut`; std sockets: `WouldBlock`).
 pub(crate) fn is_timeout(err: &io::Error) -> bool {
