@@ -232,33 +232,6 @@ fn access_log_for_rejected_requests() {
 }
 
 #[test]
-fn access_log_off_and_slog_logger() {
-    let server = support::serve_with(
-        |c| c.access_log(may_gevent::pywsgi::AccessLog::Off),
-        |_env: &mut Environ, start_response: &mut StartResponse<'_>| -> AppResult {
-            start_response.call("200 OK", &[])?;
-            Ok(Body::empty())
-        },
-    );
-    server.raw(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    assert_eq!(server.access.text(), "");
-    let records = support::Records::default();
-    let logger = slog::Logger::root(records.clone(), slog::o!());
-    let server = support::serve_with(
-        move |c| c.access_log(may_gevent::pywsgi::AccessLog::Logger(logger)),
-        |_env: &mut Environ, start_response: &mut StartResponse<'_>| -> AppResult {
-            start_response.call("200 OK", &[])?;
-            Ok(Body::empty())
-        },
-    );
-    server.raw(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    records.0.wait_for(|v| !v.is_empty());
-    let line = records.lines().remove(0);
-    assert!(line.starts_with("INFO 127.0.0.1 - - ["), "{line}");
-    assert!(line.contains("\"GET / HTTP/1.1\" 200 "), "{line}");
-}
-
-#[test]
 fn client_disconnect_is_not_an_error() {
     let server = serve(from_fn(|_env, start_response| {
         let mut write = start_response.call("200 OK", &[])?;

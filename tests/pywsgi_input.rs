@@ -35,6 +35,12 @@ fn reader(env: &mut Environ, start_response: &mut StartResponse<'_>) -> AppResul
             parts
         }
         "/readline" => vec![input.readline(None)?],
+        "/sizes" => {
+            let bounded = input.readline(Some(10))?.len();
+            let unbounded = input.readline(None)?.len();
+            let rest = input.read_all()?.len();
+            vec![format!("{bounded} {unbounded} {rest}").into_bytes()]
+        }
         "/lines" => input
             .lines()
             .map(|line| line.map(|l| format!("{l:?} ").into_bytes()))
@@ -112,8 +118,10 @@ fn chunked_post_read_whole_in_6_and_in_1_byte_reads() {
     }
 }
 
+/// gevent's `read(-1)`, `readline(-1)` and `readlines()` are `read_all()`, `readline(None)` and
+/// `lines()` here: each reads without a size limit, under both framings.
 #[test]
-fn negative_reads_and_readlines() {
+fn unbounded_read_readline_and_lines_like_gevents_negative_sizes() {
     let server = serve(reader);
     for framing in ["Transfer-Encoding: chunked", "Content-Length: 6"] {
         let body = if framing.starts_with("Transfer") {
@@ -121,10 +129,28 @@ fn negative_reads_and_readlines() {
         } else {
             b"oh hai".to_vec()
         };
-        for path in ["/read", "/readline"] {
+        for (path, expected) in [
+            ("/read", "oh hai"),
+            ("/readline", "oh hai"),
+            ("/lines", "\"oh hai\" "),
+        ] {
             let text = server.raw_text(&post(path, framing, &body));
-            assert!(text.ends_with("\r\n\r\noh hai"), "{path} {framing}: {text}");
+            assert!(
+                text.ends_with(&format!("\r\n\r\n{expected}")),
+                "{path} {framing}: {text}"
+            );
         }
+    }
+    // a 100 000-byte line: `readline(Some(10))` stops at 10 bytes, `readline(None)` takes the
+    // rest of the line whole, `read_all()` the rest of the body
+    let line = format!("{}\ntail", "x".repeat(100_000));
+    let chunked = chunk_encode(&[&line[..40_000], &line[40_000..], ""], "");
+    for (framing, body) in [
+        (format!("Content-Length: {}", line.len()), line.as_bytes()),
+        ("Transfer-Encoding: chunked".to_owned(), &chunked[..]),
+    ] {
+        let text = server.raw_text(&post("/sizes", &framing, body));
+        assert!(text.ends_with("\r\n\r\n10 99991 4"), "{framing}: {text}");
     }
 }
 

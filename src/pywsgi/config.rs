@@ -416,6 +416,11 @@ impl WsgiConfig {
         self.max_body_size
     }
 
+    /// See [`WsgiConfig::max_discard`]. Default: [`MAX_DISCARD`] (64 KiB).
+    pub fn get_max_discard(&self) -> u64 {
+        self.max_discard
+    }
+
     /// The access-log sink.
     pub fn get_access_log(&self) -> &AccessLog {
         &self.access_log

@@ -269,9 +269,36 @@ mod tests {
 
     #[test]
     fn cache_is_stable_within_a_second() {
-        let mut cache = DateCache::new();
-        let a = *cache.http_date_line();
-        assert!(a.starts_with(b"Date: ") && a.ends_with(b" GMT\r\n"));
-        assert_eq!(cache.http_date_line().len(), DATE_LINE_LEN);
+        // Two calls bracketed by one clock second: the same line, for that second, and the
+        // second call is served from the cache (not re-formatted). Retried, boundedly, when
+        // the second changes in between.
+        for _ in 0..100 {
+            let mut cache = DateCache::new();
+            let before = now_secs();
+            let a = *cache.http_date_line();
+            cache.http[6..6 + HTTP_DATE_LEN].copy_from_slice(&[b'#'; HTTP_DATE_LEN]);
+            let b = *cache.http_date_line();
+            let after = now_secs();
+            if before != after {
+                continue;
+            }
+            assert_eq!(a.len(), DATE_LINE_LEN);
+            assert_eq!(
+                std::str::from_utf8(&a).unwrap(),
+                format!("Date: {}\r\n", http(before))
+            );
+            assert_eq!(
+                &b[6..6 + HTTP_DATE_LEN],
+                &[b'#'; HTTP_DATE_LEN],
+                "re-formatted"
+            );
+            // local time: the same second gives the same text, the next one a new text
+            let first = cache.local_time(before).to_owned();
+            assert_eq!(cache.local_time(before), first);
+            assert_ne!(cache.local_time(before + 1), first);
+            assert_eq!(cache.local_time(before), first);
+            return;
+        }
+        panic!("the clock second changed during every attempt");
     }
 }
