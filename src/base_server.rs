@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use may::coroutine::{self, JoinHandle};
 use may::sync::SyncFlag;
@@ -41,8 +41,6 @@ pub const KILL_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long `stop()` gives handlers to return after it has shut their connections down,
 /// before it cancels those still running (see [`BaseServer::stop`]).
 pub const STOP_GRACE: Duration = Duration::from_millis(250);
-/// At most one WARN record per this interval about datagrams the kernel dropped.
-const DROP_WARN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Settings fixed when the server is built.
 #[derive(Debug, Clone)]
@@ -336,7 +334,6 @@ fn accept_loop(shared: Arc<Shared>, bound: Arc<Bound>) {
     let opts = &shared.opts;
     let mut backoff = Backoff::new(opts.min_delay, opts.max_delay);
     let mut buf = datagram_buffer(&shared);
-    let mut drops = DropReport::default();
     let mut streak = 0usize;
     loop {
         // While the pool is full this blocks: nothing is accepted (gevent: stop_accepting()
@@ -353,7 +350,6 @@ fn accept_loop(shared: Arc<Shared>, bound: Arc<Bound>) {
                                 "server" => shared.name, "peer" => %addr,
                                 "max_datagram_size" => data.len());
                         }
-                        drops.report(&shared);
                         shared.verify(&Address::Inet(*addr))
                     }
                 };
@@ -412,27 +408,6 @@ fn datagram_buffer(shared: &Shared) -> Vec<u8> {
         vec![0u8; shared.opts.max_datagram_size + 1]
     } else {
         Vec::new()
-    }
-}
-
-/// Turns the kernel's drop count into WARN records, at most one per [`DROP_WARN_INTERVAL`].
-#[derive(Default)]
-struct DropReport {
-    reported: u64,
-    last: Option<Instant>,
-}
-
-impl DropReport {
-    fn report(&mut self, shared: &Shared) {
-        let total = shared.datagram_stats.dropped();
-        if total == self.reported || self.last.is_some_and(|t| t.elapsed() < DROP_WARN_INTERVAL) {
-            return;
-        }
-        warn!(shared.logger, "receive buffer full: the kernel dropped datagrams";
-            "server" => shared.name, "dropped" => total - self.reported, "dropped_total" => total,
-            "hint" => "raise recv_buffer_size (and net.core.rmem_max), or handle datagrams faster");
-        self.reported = total;
-        self.last = Some(Instant::now());
     }
 }
 
@@ -558,7 +533,12 @@ impl BaseServer {
                 if self.shared.datagram {
                     let size = opts.recv_buffer_size.unwrap_or(RECV_BUFFER_SIZE);
                     let sock = udp_socket(addr, opts.reuse_port, size)?;
-                    let send = DatagramSocket::new(&sock, self.shared.datagram_stats.clone())?;
+                    let send = DatagramSocket::new(
+                        &sock,
+                        self.shared.datagram_stats.clone(),
+                        self.shared.logger.clone(),
+                        self.shared.name,
+                    )?;
                     Bound::Udp(sock, send)
                 } else {
                     let backlog = opts.backlog.unwrap_or(BACKLOG);
@@ -574,7 +554,12 @@ impl BaseServer {
                             .map_err(|err| Error::io("setting the receive buffer size", err))?;
                     }
                     let sock = may_udp_socket(fd);
-                    let send = DatagramSocket::new(&sock, self.shared.datagram_stats.clone())?;
+                    let send = DatagramSocket::new(
+                        &sock,
+                        self.shared.datagram_stats.clone(),
+                        self.shared.logger.clone(),
+                        self.shared.name,
+                    )?;
                     Bound::Udp(sock, send)
                 }
             },

@@ -6,7 +6,10 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use slog::{warn, Logger};
 
 use crate::error::{Error, Result};
 
@@ -25,6 +28,9 @@ pub const RECV_BUFFER_SIZE: usize = 1 << 20;
 /// count even though more are waiting (it also asks each time the socket runs empty).
 const DROP_CHECK_EVERY: u32 = 64;
 
+/// At most one WARN record per this interval about datagrams the kernel dropped.
+const DROP_WARN_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The server's socket as handlers see it: `sendto` from any number of handlers at once.
 /// gevent: `DatagramServer.sendto` (gevent serialises senders with a semaphore; here a send
 /// that does not have to wait takes no lock at all).
@@ -42,6 +48,8 @@ struct Inner {
     local: Option<SocketAddr>,
     fd: RawFd,
     stats: Arc<DatagramStats>,
+    logger: Logger,
+    server: &'static str,
     /// The kernel's own (wrapping) drop counter when last read.
     kernel_drops: AtomicU32,
     since_check: AtomicU32,
@@ -54,6 +62,8 @@ pub(crate) struct DatagramStats {
     dropped: AtomicU64,
     /// Datagrams longer than `max_datagram_size`, delivered truncated.
     truncated: AtomicU64,
+    /// The drops already logged, and when.
+    reported: Mutex<(u64, Option<Instant>)>,
 }
 
 impl DatagramStats {
@@ -63,6 +73,20 @@ impl DatagramStats {
 
     pub(crate) fn truncated(&self) -> u64 {
         self.truncated.load(Ordering::Relaxed)
+    }
+
+    /// Log the drops not logged yet, at most one record per [`DROP_WARN_INTERVAL`].
+    fn report_drops(&self, logger: &Logger, server: &'static str) {
+        let total = self.dropped();
+        let mut reported = self.reported.lock().unwrap_or_else(|p| p.into_inner());
+        let (logged, last) = *reported;
+        if total == logged || last.is_some_and(|t| t.elapsed() < DROP_WARN_INTERVAL) {
+            return;
+        }
+        warn!(logger, "receive buffer full: the kernel dropped datagrams";
+            "server" => server, "dropped" => total - logged, "dropped_total" => total,
+            "hint" => "raise recv_buffer_size (and net.core.rmem_max), or handle datagrams faster");
+        *reported = (total, Some(Instant::now()));
     }
 }
 
@@ -79,6 +103,8 @@ impl DatagramSocket {
     pub(crate) fn new(
         sock: &may::net::UdpSocket,
         stats: Arc<DatagramStats>,
+        logger: Logger,
+        server: &'static str,
     ) -> Result<DatagramSocket> {
         let send = sock
             .try_clone()
@@ -91,6 +117,8 @@ impl DatagramSocket {
                 local: sock.local_addr().ok(),
                 fd,
                 stats,
+                logger,
+                server,
                 // Drops before the server got the socket are not ours to report.
                 kernel_drops: AtomicU32::new(kernel_drop_count(fd).unwrap_or(0)),
                 since_check: AtomicU32::new(0),
@@ -173,7 +201,7 @@ impl DatagramSocket {
         Ok((n, addr, false))
     }
 
-    /// Read the kernel's drop counter and add what is new to the server's count.
+    /// Read the kernel's drop counter, add what is new to the server's count and log it.
     fn check_drops(&self) {
         self.inner.since_check.store(0, Ordering::Relaxed);
         let Some(now) = kernel_drop_count(self.inner.fd) else {
@@ -184,6 +212,9 @@ impl DatagramSocket {
         if new > 0 {
             self.inner.stats.dropped.fetch_add(new, Ordering::Relaxed);
         }
+        self.inner
+            .stats
+            .report_drops(&self.inner.logger, self.inner.server);
     }
 }
 
