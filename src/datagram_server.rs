@@ -68,7 +68,7 @@ impl DatagramServer {
     /// Replace the handler; only before `start()`. gevent: `BaseServer.set_handle`.
     ///
     /// # Errors
-    /// [`Error::State`] when the server is started.
+    /// [`Error::State`](crate::Error::State) when the server is started.
     pub fn set_handle(&self, handler: impl DatagramHandler) -> Result<()> {
         self.base
             .set_dispatch(Dispatch::Datagram(Arc::new(handler)))

@@ -40,11 +40,23 @@
 //!
 //! ## Stopping
 //!
-//! [`BaseServer::stop`] closes the listener (new connects are refused at once), waits up to
-//! `stop_timeout` (1 s) for running handlers, then cancels the ones still running: each is
-//! unwound at its current blocking call, its `Drop`s run and its socket closes. This works
-//! for every spawn strategy. Clone [`StreamServer::base`] to stop the server from another
-//! thread, for example one that waits for SIGTERM:
+//! [`BaseServer::stop`]`(timeout)` works for every spawn strategy, in four steps:
+//!
+//! 1. close the listener: new connects are refused at once;
+//! 2. wait up to `timeout` (default `stop_timeout`, 1 s) for the running handlers to return;
+//! 3. shut down the sockets of the connections still being served: a handler blocked in a
+//!    read gets end-of-file, one blocked in a write an error, and it returns through its
+//!    normal path; wait up to [`STOP_GRACE`] (250 ms) more;
+//! 4. cancel what still runs (handlers blocked in a sleep, a channel, a lock, another
+//!    socket), one at a time, waiting up to [`KILL_TIMEOUT`] (1 s) for them to unwind; any
+//!    left after that are logged at WARN.
+//!
+//! Measured with 20 handlers blocked in reads and `stop(100 ms)`: all 20 return through
+//! step 3 about 100 ms after the call; with 20 handlers asleep, step 4 cancels and unwinds
+//! all of them in a few milliseconds after the grace (about 350 ms after the call).
+//!
+//! Clone [`StreamServer::base`] to stop the server from another thread, for example one that
+//! waits for SIGTERM:
 //!
 //! ```
 //! use may_gevent::{Address, Stream, StreamServer};
@@ -60,6 +72,53 @@
 //! # Ok::<(), may_gevent::Error>(())
 //! ```
 //!
+//! ## What a `Drop` may do when a handler is cancelled
+//!
+//! A `Drop` guard is the Rust spelling of gevent's `finally:`. When a handler returns — also
+//! through `stop()`'s step 3 — its guards run as after any return: they may lock, write,
+//! sleep, anything. When a handler is *cancelled* (step 4, or [`Pool::kill`]), may unwinds
+//! its stack from the call it was parked in: the guards run during that unwinding
+//! (`std::thread::panicking()` is true) and the coroutine stays marked as cancelled, so may
+//! makes every call that would wait fail at once. In such a `Drop`:
+//!
+//! - **fine**: a `std::sync::Mutex` held for a moment (never across a may call), atomics,
+//!   logging through slog, sending on a may or std channel, `SyncFlag::fire`,
+//!   `Semphore::post`, closing sockets and files, a socket write that fits in the send
+//!   buffer, and a `may::sync::Mutex` that no other coroutine holds — `stop()` and
+//!   `Pool::kill` cancel one handler at a time and wait for it, so the guards of two
+//!   cancelled handlers never contend with each other;
+//! - **not fine**: waiting for anything. A `may::sync::Mutex` that another coroutine holds
+//!   makes may raise a second cancel panic inside the `Drop`, and Rust aborts the process
+//!   when a panic leaves a `Drop` during unwinding; a may socket read or write that would
+//!   block retries forever (a busy loop on that worker); `may::coroutine::sleep` returns at
+//!   once. If a guard must wait (for a lock held across blocking calls, a flush to a slow
+//!   peer), check `std::thread::panicking()` and skip or defer that work, or keep the state
+//!   behind a `std::sync::Mutex` that is never held across a may call.
+//!
+//! `tests/cancel_guards.rs` runs guards that lock a shared `may::sync::Mutex`, write to
+//! another socket and log, for handlers ended by step 3 and by cancel, under every spawn
+//! strategy, for `StreamServer`, `WsgiServer` and a bare `Pool`.
+//!
+//! ## Logging
+//!
+//! Servers log through [`slog`] (to standard error, INFO and up, unless given a logger):
+//! ERROR for a failed handler or a broken listening socket; WARN for accept back-off,
+//! datagrams the kernel dropped or that were truncated, and handlers still running after a
+//! cancel; INFO for the pywsgi access log when it goes to a logger; DEBUG for client
+//! disconnects, TLS handshake failures and timeouts, and the steps of `stop()`.
+//!
+//! slog compiles DEBUG and TRACE records out of release builds by default. An application
+//! that wants the DEBUG records in a release build enables slog's feature in its own
+//! `Cargo.toml` (features are unified, so this reaches the records this crate emits):
+//!
+//! ```toml
+//! slog = { version = "2.8", features = ["release_max_level_debug"] }
+//! ```
+//!
+//! (`max_level_*`/`release_max_level_*` set the compile-time cap; a `slog::LevelFilter` on
+//! the drain still filters at run time.) This crate's own tests do exactly that, as a
+//! dev-dependency, and assert DEBUG records in debug and release builds.
+//!
 //! ## A pool
 //!
 //! A [`Pool`] bounds concurrency, for a server (`.spawn(Pool::new(n))`: while it is full the
@@ -68,7 +127,10 @@
 //! ## A datagram server
 //!
 //! [`DatagramServer`] calls its handler once per datagram with the sender's address and the
-//! socket to reply on ([`DatagramSocket::sendto`]).
+//! socket to reply on ([`DatagramSocket::sendto`]). The server asks the kernel for a 1 MiB
+//! receive buffer ([`RECV_BUFFER_SIZE`], `recv_buffer_size` on the builder) so that a burst
+//! from many clients waits there while handlers run; anything the kernel still has to drop
+//! is counted ([`DatagramServer::dropped`]) and logged at WARN.
 //!
 //! ## A WSGI server
 //!
