@@ -5,7 +5,7 @@ pub mod child;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::mpsc;
+use std::sync::{mpsc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Upper bound for any single wait in a test.
@@ -188,4 +188,46 @@ pub fn join_coroutine_within<T>(
         std::thread::sleep(Duration::from_millis(5));
     }
     handle.join()
+}
+
+/// How long the threads of a [`Rendezvous`] wait for the last one (e.g. 200 TLS handshakes on
+/// a loaded machine).
+pub const RENDEZVOUS_WAIT: Duration = Duration::from_secs(60);
+
+/// A barrier for `n` threads whose wait gives up after a deadline: a client that never arrives
+/// (it failed or panicked) makes the others fail instead of hanging them.
+#[derive(Debug)]
+pub struct Rendezvous {
+    n: usize,
+    arrived: Mutex<usize>,
+    changed: Condvar,
+}
+
+impl Rendezvous {
+    pub fn new(n: usize) -> Rendezvous {
+        Rendezvous {
+            n,
+            arrived: Mutex::new(0),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// Arrive and wait (at most `within`) until all `n` have arrived.
+    pub fn wait(&self, within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        let mut arrived = self.arrived.lock().unwrap();
+        *arrived += 1;
+        self.changed.notify_all();
+        while *arrived < self.n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "only {} of {} arrived within {within:?}",
+                    *arrived, self.n
+                ));
+            }
+            arrived = self.changed.wait_timeout(arrived, left).unwrap().0;
+        }
+        Ok(())
+    }
 }
