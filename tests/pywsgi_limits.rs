@@ -62,7 +62,7 @@ fn a_trickling_client_is_cut_off_by_the_total_header_deadline() {
         "{:?}",
         start.elapsed()
     );
-    trickle.join().unwrap();
+    support::join_within("the trickling client", support::CLIENT_TIMEOUT, trickle);
 }
 
 #[test]
@@ -185,7 +185,12 @@ fn request_line_and_header_limits_are_configurable() {
 
 #[test]
 fn slow_clients_do_not_block_others() {
-    let server = serve_with(|c| c.header_read_timeout(Duration::from_secs(5)), hello);
+    // Far beyond the client's timeout: the other client is served while the slow ones are
+    // still pending, not once they have timed out.
+    let server = serve_with(
+        |c| c.header_read_timeout(support::CLIENT_TIMEOUT * 6),
+        hello,
+    );
     // 50 connections each holding half a request
     let mut slow = Vec::new();
     for _ in 0..50 {
@@ -193,10 +198,8 @@ fn slow_clients_do_not_block_others() {
         stream.write_all(b"GET / HTTP/1.1\r\nHost: a").unwrap();
         slow.push(stream);
     }
-    let start = Instant::now();
     let mut client = server.client();
     assert_eq!(client.get("/").body, b"hello");
-    assert!(start.elapsed() < Duration::from_secs(1));
     // finishing a half-sent request gets it served (gevent example test)
     slow[0].write_all(b"\r\nConnection: close\r\n\r\n").unwrap();
     let text = support::normalize(&read_to_close(&mut slow[0]));
