@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod child;
+pub mod watchdog;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -13,6 +14,7 @@ pub const WAIT: Duration = Duration::from_secs(10);
 
 /// The bound IP address of a started server.
 pub fn inet(server: &may_gevent::BaseServer) -> SocketAddr {
+    watchdog::arm();
     server
         .address()
         .and_then(|addr| addr.as_inet())
@@ -21,6 +23,7 @@ pub fn inet(server: &may_gevent::BaseServer) -> SocketAddr {
 
 /// Connect with read/write timeouts set.
 pub fn connect(addr: SocketAddr) -> TcpStream {
+    watchdog::arm();
     let stream = TcpStream::connect_timeout(&addr, WAIT).expect("connect");
     stream.set_read_timeout(Some(WAIT)).unwrap();
     stream.set_write_timeout(Some(WAIT)).unwrap();
@@ -88,6 +91,7 @@ pub fn exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
 
 /// Poll `cond` (with a short park) until it holds or WAIT passes.
 pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    watchdog::arm();
     let deadline = Instant::now() + WAIT;
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
@@ -107,6 +111,7 @@ pub struct ReservedPort {
 
 impl ReservedPort {
     pub fn new() -> ReservedPort {
+        watchdog::arm();
         use socket2::{Domain, Socket, Type};
         let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
         socket.set_reuse_address(true).expect("SO_REUSEADDR");
@@ -136,6 +141,7 @@ pub fn within<T: Send + 'static>(
     within: Duration,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> T {
+    watchdog::arm();
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
         .name(what.to_owned())
@@ -157,6 +163,7 @@ pub fn within<T: Send + 'static>(
 /// Join a thread that must end by itself within `within`; fails the test (instead of hanging)
 /// if it is still running then. A panic in the thread is re-raised here.
 pub fn join_within<T>(what: &str, within: Duration, thread: std::thread::JoinHandle<T>) -> T {
+    watchdog::arm();
     let deadline = Instant::now() + within;
     while !thread.is_finished() {
         assert!(
@@ -179,6 +186,7 @@ pub fn join_coroutine_within<T>(
     within: Duration,
     handle: may::coroutine::JoinHandle<T>,
 ) -> std::thread::Result<T> {
+    watchdog::arm();
     let deadline = Instant::now() + within;
     while !handle.is_done() {
         assert!(

@@ -14,10 +14,14 @@ use may_gevent::pywsgi::{AccessLog, Application, WsgiConfig, WsgiServer};
 /// Client-side timeout for every read and write.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 
+#[path = "../support/watchdog.rs"]
+mod watchdog;
+
 static INIT: Once = Once::new();
 
-/// Configures may once per test binary.
+/// Configures may once per test binary (and arms the binary's watchdog: a hang fails).
 pub fn init() {
+    watchdog::arm();
     INIT.call_once(|| {
         may::config().set_workers(2);
     });
