@@ -14,6 +14,9 @@ use may_gevent::pywsgi::{AccessLog, Application, WsgiConfig, WsgiServer};
 /// Client-side timeout for every read and write.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 
+// The same file as `support::watchdog` (a binary may include both helpers: two watchdogs, the
+// same limit).
+#[allow(clippy::duplicate_mod)]
 #[path = "../support/watchdog.rs"]
 mod watchdog;
 
