@@ -281,8 +281,9 @@ fn header_read_timeout_over_tls() {
     const TIMEOUT: Duration = Duration::from_millis(400);
     let cert = TestCert::generate();
     let (_server, addr) = serve_tls(&cert, |c| c.header_read_timeout(TIMEOUT), app);
-    let mut slow = tls_client(&cert, addr);
+    // Timed from before the connect: the server's deadline cannot start earlier.
     let begin = Instant::now();
+    let mut slow = tls_client(&cert, addr);
     send(&mut slow, b"GET / HTTP/1.1\r\nHost: loc");
     // others are served meanwhile
     let mut other = tls_client(&cert, addr);
@@ -300,8 +301,8 @@ fn header_read_timeout_over_tls() {
     assert_tls_closed(&mut slow);
 
     // a connection that sends nothing after its handshake is closed silently
-    let mut idle = tls_client(&cert, addr);
     let begin = Instant::now();
+    let mut idle = tls_client(&cert, addr);
     assert_tls_closed(&mut idle);
     let took = begin.elapsed();
     assert!(
