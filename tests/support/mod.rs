@@ -30,9 +30,12 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     stream
 }
 
-/// Read until EOF; fails the test if a read waits longer than the stream's read timeout or
-/// the whole read takes longer than WAIT.
+/// Read until EOF; fails the test if a read waits longer than the stream's read timeout (WAIT
+/// if it has none) or the whole read takes longer than WAIT.
 pub fn read_to_end(stream: &mut TcpStream) -> Vec<u8> {
+    if stream.read_timeout().expect("read timeout").is_none() {
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+    }
     let deadline = Instant::now() + WAIT;
     let mut out = Vec::new();
     let mut buf = [0u8; 16 * 1024];
