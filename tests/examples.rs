@@ -6,10 +6,11 @@ mod support;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use may_gevent::{Address, Stream, StreamServer};
+use support::child::{self, Finished, Running};
 use support::*;
 
 fn example(name: &str) -> PathBuf {
@@ -21,36 +22,30 @@ fn example(name: &str) -> PathBuf {
     path.join("examples").join(name)
 }
 
-/// A running example; killed when dropped.
-struct Example {
-    child: Child,
-    stdout: BufReader<std::process::ChildStdout>,
-}
+/// How long an example may take to start, answer or exit.
+const EXAMPLE_WAIT: Duration = Duration::from_secs(30);
+
+/// A running example; killed when dropped (also when the test panics).
+struct Example(Running);
 
 impl Example {
     fn start(name: &str, args: &[&str]) -> Example {
-        let mut child = Command::new(example(name))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|err| {
-                panic!("cannot run example {name} ({err}): `cargo test` builds the examples; with --test, run `cargo build --examples` first")
-            });
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Example { child, stdout }
+        let mut command = Command::new(example(name));
+        command.args(args);
+        Example(Running::spawn(name, &mut command).unwrap_or_else(|err| {
+            panic!("cannot run example {name} ({err}): `cargo test` builds the examples; with --test, run `cargo build --examples` first")
+        }))
     }
 
-    /// Read stdout lines until one contains `marker`; return it.
+    /// The first stdout line that contains `marker` (waiting at most WAIT).
     fn line_with(&mut self, marker: &str) -> String {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = self.stdout.read_line(&mut line).unwrap();
-            assert!(n > 0, "example exited before printing {marker:?}");
-            if line.contains(marker) {
-                return line.trim().to_owned();
-            }
+        match self.0.stdout.wait_for(WAIT, |line| line.contains(marker)) {
+            Some(line) => line.trim().to_owned(),
+            None => panic!(
+                "example {} exited before printing {marker:?}; stderr: {:?}",
+                self.0.name,
+                self.0.stderr.all()
+            ),
         }
     }
 
@@ -61,24 +56,11 @@ impl Example {
         last.parse()
             .unwrap_or_else(|_| panic!("no address in {line:?}"))
     }
-
-    fn wait(&mut self) -> std::process::ExitStatus {
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(std::time::Instant::now() < deadline, "example did not exit");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
 }
 
-impl Drop for Example {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Run an example to completion (killed, and the test failed, after EXAMPLE_WAIT).
+fn run_example(name: &str, command: &mut Command) -> Finished {
+    child::run(name, command, EXAMPLE_WAIT)
 }
 
 fn read_line(reader: &mut BufReader<std::net::TcpStream>) -> String {
@@ -135,13 +117,14 @@ fn udp_client_sends_and_prints_the_reply() {
     .build()
     .unwrap();
     server.start().unwrap();
-    let out = Command::new(example("udp_client"))
-        .args(["Test", "udp_client"])
-        .env("UDP_CLIENT_ADDRESS", inet(&server).to_string())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let out = run_example(
+        "udp_client",
+        Command::new(example("udp_client"))
+            .args(["Test", "udp_client"])
+            .env("UDP_CLIENT_ADDRESS", inet(&server).to_string()),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let stdout = out.stdout;
     assert!(
         stdout.contains("got \"reply: Test udp_client\""),
         "{stdout}"
@@ -164,25 +147,30 @@ fn portforwarder_forwards_and_drains_after_sigterm() {
     .unwrap();
     backend.start().unwrap();
     let dest = inet(&backend).to_string();
-    let mut ex = Example::start("portforwarder", &["127.0.0.1:0", &dest]);
+    // A reserved port: once the forwarder's listener closes, connects are refused for sure.
+    let port = ReservedPort::new();
+    let source = port.addr.to_string();
+    let mut ex = Example::start("portforwarder", &[&source, &dest]);
     let line = ex.line_with("Starting port forwarder");
     let addr: SocketAddr = line.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert_eq!(addr, port.addr);
 
     let mut client = BufReader::new(connect(addr));
     client.get_mut().write_all(b"msg1\n").unwrap();
     assert_eq!(read_line(&mut client), "msg1\n");
 
-    #[allow(unsafe_code)]
-    // SAFETY: kill(2) on our own child process.
-    unsafe {
-        libc::kill(ex.child.id() as i32, libc::SIGTERM)
-    };
+    ex.0.signal(libc::SIGTERM);
     // The listener closes...
-    let deadline = std::time::Instant::now() + WAIT;
-    while std::net::TcpStream::connect(addr).is_ok() {
-        assert!(std::time::Instant::now() < deadline, "listener still open");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    eventually(
+        "the forwarder's listener is closed",
+        || match std::net::TcpStream::connect_timeout(&addr, WAIT) {
+            Ok(_) => false,
+            Err(err) => {
+                assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+                true
+            }
+        },
+    );
     // ...but the open connection keeps forwarding.
     client.get_mut().write_all(b"msg2\n").unwrap();
     assert_eq!(read_line(&mut client), "msg2\n");
@@ -193,19 +181,19 @@ fn portforwarder_forwards_and_drains_after_sigterm() {
     assert_eq!(read_line(&mut client), "");
     drop(client);
     assert!(
-        ex.wait().success(),
+        ex.0.wait_exit(WAIT).success(),
         "exits 0 once the last connection ended"
     );
 }
 
 #[test]
 fn bounded_pool_never_exceeds_its_size() {
-    let out = Command::new(example("bounded_pool"))
-        .args(["200", "7"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let out = run_example(
+        "bounded_pool",
+        Command::new(example("bounded_pool")).args(["200", "7"]),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let stdout = out.stdout;
     assert!(stdout.contains("finished 200 of 200 jobs"), "{stdout}");
     assert!(stdout.contains("at most 7 ran at once"), "{stdout}");
 }

@@ -7,7 +7,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use may_gevent::Pool;
-use support::WAIT;
+use support::{join_coroutine_within, WAIT};
 
 #[test]
 fn spawn_blocks_while_full_and_bounds_concurrency() {
@@ -63,11 +63,11 @@ fn join_times_out_and_kill_cancels_with_drops() {
 fn slots_are_released_on_panic() {
     let pool = Pool::new(1);
     let handle = pool.spawn(|| panic!("boom"));
-    assert!(handle.join().is_err());
+    assert!(join_coroutine_within("the panicking job", WAIT, handle).is_err());
     assert!(pool.join(WAIT));
     assert_eq!(pool.free_count(), 1);
     let handle = pool.spawn(|| 42);
-    assert_eq!(handle.join().unwrap(), 42);
+    assert_eq!(join_coroutine_within("the job", WAIT, handle).unwrap(), 42);
 }
 
 #[test]
@@ -76,13 +76,17 @@ fn size_zero_never_runs_anything() {
     assert!(pool.full());
     assert_eq!(pool.wait_available(Duration::from_millis(20)), 0);
     let ran = Arc::new(AtomicUsize::new(0));
-    let (p, r) = (pool.clone(), ran.clone());
+    let calling = Arc::new(may::sync::SyncFlag::new());
+    let (p, r, c) = (pool.clone(), ran.clone(), calling.clone());
     let spawner = may::go!(move || {
+        c.fire();
         p.spawn(move || {
             r.fetch_add(1, Ordering::SeqCst);
         });
     });
-    // The spawner stays blocked; cancel it to end the test.
+    assert!(calling.wait_timeout(WAIT), "the spawner did not run");
+    // The spawner stays blocked in spawn() (give a wrong pool a moment to let it through);
+    // cancel it to end the test.
     std::thread::sleep(Duration::from_millis(50));
     assert!(!spawner.is_done());
     #[allow(unsafe_code)]
@@ -90,7 +94,7 @@ fn size_zero_never_runs_anything() {
     unsafe {
         spawner.coroutine().cancel()
     };
-    assert!(spawner.join().is_err());
+    assert!(join_coroutine_within("the cancelled spawner", WAIT, spawner).is_err());
     assert_eq!(ran.load(Ordering::SeqCst), 0);
 }
 

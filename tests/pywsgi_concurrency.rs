@@ -14,22 +14,37 @@ use support::{read_to_close, serve};
 
 #[test]
 fn two_hundred_slow_requests_complete_concurrently() {
-    let server = serve(from_fn(|env, start_response| {
+    const CLIENTS: usize = 200;
+    // Every request waits in the application until all 200 are in it (proof that they run
+    // at once, whatever the time their clients take to arrive), then sleeps.
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let all_in = Arc::new(may::sync::SyncFlag::new());
+    let all_in_at = Arc::new(Mutex::new(None::<Instant>));
+    let (a, f, t) = (arrived.clone(), all_in.clone(), all_in_at.clone());
+    let server = serve(from_fn(move |env, start_response| {
         let ms: u64 = env
             .query_string()
             .strip_prefix("ms=")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
+        if a.fetch_add(1, Ordering::SeqCst) + 1 == CLIENTS {
+            *t.lock().unwrap() = Some(Instant::now());
+            f.fire();
+        }
+        if !f.wait_timeout(support::CLIENT_TIMEOUT) {
+            start_response.call("503 Service Unavailable", &[])?;
+            return Ok(format!("{} of {CLIENTS} arrived", a.load(Ordering::SeqCst)).into());
+        }
         may::coroutine::sleep(Duration::from_millis(ms));
         start_response.call("200 OK", &[])?;
         Ok("slept".into())
     }));
     let addr = server.addr;
-    let start = Instant::now();
-    let threads: Vec<_> = (0..200)
+    let threads: Vec<_> = (0..CLIENTS)
         .map(|_| {
             std::thread::spawn(move || {
-                let mut stream = std::net::TcpStream::connect(addr).unwrap();
+                let mut stream =
+                    std::net::TcpStream::connect_timeout(&addr, support::CLIENT_TIMEOUT).unwrap();
                 stream
                     .set_read_timeout(Some(support::CLIENT_TIMEOUT))
                     .unwrap();
@@ -50,9 +65,11 @@ fn two_hundred_slow_requests_complete_concurrently() {
             String::from_utf8_lossy(&out)
         );
     }
-    // sequentially this would take 100 s
-    let elapsed = start.elapsed();
-    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    assert!(all_in.is_fired());
+    // the 500 ms sleeps overlap too: one after the other they would take 100 s
+    let all_in_at = all_in_at.lock().unwrap().expect("all arrived");
+    let elapsed = all_in_at.elapsed();
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
 }
 
 #[test]
@@ -78,14 +95,14 @@ fn a_cancelled_handler_unwinds_without_io() {
     let listener = may::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (config, _access, records) = support::test_config();
-    let handle = Arc::new(Mutex::new(None));
-    let handle2 = handle.clone();
+    // The handler's handle comes through a channel: it may be sent after the app has started.
+    let (handle_tx, handle_rx) = std::sync::mpsc::channel();
     may::go!(move || {
         let (stream, peer) = listener.accept().unwrap();
         let h = may::go!(move || handle_connection(stream, Some(peer), &config, &*app));
-        *handle2.lock().unwrap() = Some(h);
+        handle_tx.send(h).unwrap();
     });
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, support::CLIENT_TIMEOUT).unwrap();
     stream
         .set_read_timeout(Some(support::CLIENT_TIMEOUT))
         .unwrap();
@@ -96,7 +113,9 @@ fn a_cancelled_handler_unwinds_without_io() {
         entered.wait_timeout(Duration::from_secs(5)),
         "the app did not start"
     );
-    let h = handle.lock().unwrap().take().expect("handler spawned");
+    let h = handle_rx
+        .recv_timeout(support::CLIENT_TIMEOUT)
+        .expect("handler spawned");
     let start = Instant::now();
     #[allow(unsafe_code)]
     // SAFETY: the coroutine is live (we hold its handle); cancel only makes it unwind at its next
@@ -104,7 +123,7 @@ fn a_cancelled_handler_unwinds_without_io() {
     unsafe {
         h.coroutine().cancel();
     }
-    let res = h.join();
+    let res = support::join_coroutine_within("the cancelled handler", Duration::from_secs(2), h);
     assert!(start.elapsed() < Duration::from_secs(2));
     let err = res.expect_err("cancelled");
     assert!(
@@ -141,7 +160,8 @@ fn many_keep_alive_clients_in_parallel() {
     let threads: Vec<_> = (0..16)
         .map(|t| {
             std::thread::spawn(move || {
-                let stream = std::net::TcpStream::connect(addr).unwrap();
+                let stream =
+                    std::net::TcpStream::connect_timeout(&addr, support::CLIENT_TIMEOUT).unwrap();
                 stream
                     .set_read_timeout(Some(support::CLIENT_TIMEOUT))
                     .unwrap();

@@ -114,8 +114,56 @@ fn check_output(output: &[u8]) {
     );
 }
 
+/// The longest one input may take (a hang fails the test naming the input).
+const PER_INPUT: Duration = Duration::from_secs(10);
+
+/// The rounds run on their own thread; this one fails the test if a round does not end within
+/// `PER_INPUT` (instead of hanging).
 #[test]
 fn random_inputs_never_panic_or_hang() {
+    let (progress, rounds) = std::sync::mpsc::channel::<Progress>();
+    std::thread::Builder::new()
+        .name("rounds".into())
+        .spawn(move || run_rounds(&progress))
+        .unwrap();
+    let mut current = None;
+    let seen = loop {
+        match rounds.recv_timeout(PER_INPUT) {
+            Ok(Progress::Started(round, input)) => current = Some((round, input)),
+            Ok(Progress::Done(seen)) => break seen,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => match &current {
+                Some((round, input)) => panic!(
+                    "round {round} did not end within {PER_INPUT:?}: input {:?}",
+                    String::from_utf8_lossy(input)
+                ),
+                None => panic!("the first round did not start within {PER_INPUT:?}"),
+            },
+            // the rounds thread panicked: its message is on stderr
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => match &current {
+                Some((round, input)) => panic!(
+                    "the rounds failed at round {round}, input {:?}",
+                    String::from_utf8_lossy(input)
+                ),
+                None => panic!("the rounds failed before the first one"),
+            },
+        }
+    };
+    // the mutations reach both the success and the rejection paths
+    for code in ["101", "200", "400", "505"] {
+        assert!(
+            seen.get(code).copied().unwrap_or(0) > 0,
+            "{code} never seen: {seen:?}"
+        );
+    }
+}
+
+enum Progress {
+    Started(usize, Vec<u8>),
+    /// How many responses of each status code were seen.
+    Done(std::collections::BTreeMap<&'static str, usize>),
+}
+
+fn run_rounds(progress: &std::sync::mpsc::Sender<Progress>) {
     let config = WsgiConfig::new()
         .access_log(AccessLog::Off)
         .error_log(slog::Logger::root(slog::Discard, slog::o!()));
@@ -154,6 +202,9 @@ fn random_inputs_never_panic_or_hang() {
         if round % 7 != 0 {
             mutate(&mut rng, &mut input);
         }
+        progress
+            .send(Progress::Started(round, input.clone()))
+            .unwrap();
         let conn = Scripted {
             input: input.clone(),
             pos: 0,
@@ -205,11 +256,5 @@ fn random_inputs_never_panic_or_hang() {
             }
         }
     }
-    // the mutations reach both the success and the rejection paths
-    for code in ["101", "200", "400", "505"] {
-        assert!(
-            seen.get(code).copied().unwrap_or(0) > 0,
-            "{code} never seen: {seen:?}"
-        );
-    }
+    progress.send(Progress::Done(seen)).unwrap();
 }

@@ -6,7 +6,7 @@ mod support;
 
 use std::io::Write;
 use std::sync::mpsc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use may_gevent::pywsgi::from_fn;
@@ -23,10 +23,11 @@ fn stop_closes_idle_keepalive_connections_at_once() {
         assert_eq!(client.get("/").body, b"hi");
     }
     let begin = Instant::now();
-    server.server.stop(Duration::from_secs(5));
+    // Far beyond the bound below: stop must not wait for idle connections at all.
+    server.server.stop(support::CLIENT_TIMEOUT * 3);
     let took = begin.elapsed();
     assert!(
-        took < Duration::from_secs(2),
+        took < support::CLIENT_TIMEOUT,
         "stop waited {took:?} for idle connections"
     );
     for client in &mut idle {
@@ -38,28 +39,43 @@ fn stop_closes_idle_keepalive_connections_at_once() {
 fn stop_lets_a_request_in_flight_finish_with_connection_close() {
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
-    let server = serve(from_fn(move |_env, start_response| {
-        tx.lock().unwrap().send(()).unwrap();
-        may::coroutine::sleep(Duration::from_millis(300));
+    // The application holds its response until the test lets it go, after stop() has begun.
+    let proceed = Arc::new(may::sync::SyncFlag::new());
+    let go_on = proceed.clone();
+    let server = serve(from_fn(move |env, start_response| {
+        if env.path_info() == "/slow" {
+            tx.lock().unwrap().send(()).unwrap();
+            if !go_on.wait_timeout(support::CLIENT_TIMEOUT) {
+                start_response.call("500 Internal Server Error", &[])?;
+                return Ok("the test never let the request finish".into());
+            }
+        }
         start_response.call("200 OK", &[])?;
         Ok("finished".into())
     }));
+    // An idle keep-alive connection: its closing shows that stop() has marked the server as
+    // closing (the sweep that closes it runs right after).
+    let mut idle = server.client();
+    assert_eq!(idle.get("/").body, b"finished");
     let mut client = server.client();
-    client.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
-    rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    client.send(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n");
+    rx.recv_timeout(support::CLIENT_TIMEOUT).unwrap();
     let control = server.server.base();
     let stopper = std::thread::spawn(move || {
         let begin = Instant::now();
-        control.stop(Duration::from_secs(5));
+        // Far beyond the bound below: stop returns when the request has finished.
+        control.stop(support::CLIENT_TIMEOUT * 3);
         begin.elapsed()
     });
+    idle.assert_closed();
+    proceed.fire();
     let resp = read_response(&mut client.reader, false).unwrap();
     assert_eq!(resp.status, 200);
     assert_eq!(resp.body, b"finished");
     assert_eq!(resp.header("Connection"), Some("close"));
     client.assert_closed();
-    let took = stopper.join().unwrap();
-    assert!(took < Duration::from_secs(2), "stop took {took:?}");
+    let took = support::join_within("stop()", support::CLIENT_TIMEOUT * 4, stopper);
+    assert!(took < support::CLIENT_TIMEOUT, "stop took {took:?}");
 }
 
 #[test]

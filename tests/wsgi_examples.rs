@@ -12,14 +12,15 @@ mod support;
 mod tls_support;
 mod wsgi_support;
 
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::{connect, WAIT};
+use support::child::Running;
+use support::{connect, Rendezvous, ReservedPort, RENDEZVOUS_WAIT, WAIT};
 use wsgi_support::{read_response, read_to_close, Client, Resp};
 
 // ---------------------------------------------------------------------------------------------
@@ -34,81 +35,21 @@ fn example_path(name: &str) -> PathBuf {
     path.join("examples").join(name)
 }
 
-/// The lines a child process wrote to one of its pipes, collected by a reader thread.
-#[derive(Default)]
-struct Lines {
-    state: Mutex<(Vec<String>, bool)>,
-    changed: Condvar,
-}
+/// A running example with its output collected (through reader threads, every wait
+/// bounded); killed when dropped, also when the test panics.
+struct Example(Running);
 
-impl Lines {
-    fn collect(pipe: impl Read + Send + 'static) -> Arc<Lines> {
-        let lines = Arc::new(Lines::default());
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(pipe);
-            loop {
-                let mut line = Vec::new();
-                let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut line).unwrap_or(0);
-                let mut state = sink.state.lock().unwrap();
-                if n == 0 {
-                    state.1 = true;
-                } else {
-                    let text = String::from_utf8_lossy(&line);
-                    state.0.push(text.trim_end_matches(['\r', '\n']).to_owned());
-                }
-                sink.changed.notify_all();
-                if n == 0 {
-                    return;
-                }
-            }
-        });
-        lines
-    }
-
-    fn all(&self) -> Vec<String> {
-        self.state.lock().unwrap().0.clone()
-    }
-
-    /// The first line matching `pred`, waiting up to WAIT; `None` if the pipe closed first.
-    fn wait_for(&self, pred: impl Fn(&str) -> bool) -> Option<String> {
-        let deadline = Instant::now() + WAIT;
-        let mut state = self.state.lock().unwrap();
-        loop {
-            if let Some(line) = state.0.iter().find(|line| pred(line)) {
-                return Some(line.clone());
-            }
-            if state.1 {
-                return None;
-            }
-            let now = Instant::now();
-            assert!(
-                now < deadline,
-                "no matching line within {WAIT:?}: {:?}",
-                state.0
-            );
-            state = self.changed.wait_timeout(state, deadline - now).unwrap().0;
-        }
-    }
-
-    /// Waits (up to WAIT) until the pipe is closed.
-    fn wait_closed(&self) {
-        let deadline = Instant::now() + WAIT;
-        let mut state = self.state.lock().unwrap();
-        while !state.1 {
-            let now = Instant::now();
-            assert!(now < deadline, "pipe still open after {WAIT:?}");
-            state = self.changed.wait_timeout(state, deadline - now).unwrap().0;
-        }
+impl std::ops::Deref for Example {
+    type Target = Running;
+    fn deref(&self) -> &Running {
+        &self.0
     }
 }
 
-/// A running example with its output collected; killed when dropped.
-struct Example {
-    name: String,
-    child: Child,
-    stdout: Arc<Lines>,
-    stderr: Arc<Lines>,
+impl std::ops::DerefMut for Example {
+    fn deref_mut(&mut self) -> &mut Running {
+        &mut self.0
+    }
 }
 
 impl Example {
@@ -118,33 +59,24 @@ impl Example {
 
     fn start_in(name: &str, args: &[&str], dir: Option<&Path>) -> Example {
         let mut command = Command::new(example_path(name));
-        command
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        command.args(args);
         if let Some(dir) = dir {
             command.current_dir(dir);
         }
-        let mut child = command.spawn().unwrap_or_else(|err| {
+        Example(Running::spawn(name, &mut command).unwrap_or_else(|err| {
             panic!(
                 "cannot run example {name} ({err}): `cargo test` builds the examples; \
                  with --test, run `cargo build --examples` first"
             )
-        });
-        let stdout = Lines::collect(child.stdout.take().unwrap());
-        let stderr = Lines::collect(child.stderr.take().unwrap());
-        Example {
-            name: name.to_owned(),
-            child,
-            stdout,
-            stderr,
-        }
+        }))
     }
 
     /// The `Serving on ...` line, without its prefix.
     fn serving_on(&self) -> String {
-        match self.stdout.wait_for(|line| line.starts_with("Serving on ")) {
+        match self
+            .stdout
+            .wait_for(WAIT, |line| line.starts_with("Serving on "))
+        {
             Some(line) => line["Serving on ".len()..].to_owned(),
             None => panic!(
                 "{} exited before serving; stderr: {:?}",
@@ -165,36 +97,6 @@ impl Example {
         assert_eq!(addr.ip().to_string(), "127.0.0.1");
         assert_ne!(addr.port(), 0);
         addr
-    }
-
-    fn signal(&self, signal: i32) {
-        #[allow(unsafe_code)]
-        // SAFETY: kill(2) on our own child process.
-        let rc = unsafe { libc::kill(self.child.id() as i32, signal) };
-        assert_eq!(rc, 0);
-    }
-
-    /// Waits (up to `within`) for the process to exit.
-    fn wait_exit(&mut self, within: Duration) -> ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} still running after {within:?}",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Example {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -319,7 +221,7 @@ fn wsgiserver_writes_gevent_access_log_lines_to_stderr() {
     assert!(wire.ends_with(b"\r\n\r\n<b>hello world</b>"));
     let line = ex
         .stderr
-        .wait_for(|line| line.contains("\"GET / HTTP/1.1\""))
+        .wait_for(WAIT, |line| line.contains("\"GET / HTTP/1.1\""))
         .expect("an access-log line");
     let (request_line, status, bytes) = parse_access_line(&line);
     assert_eq!(request_line, "GET / HTTP/1.1");
@@ -329,7 +231,7 @@ fn wsgiserver_writes_gevent_access_log_lines_to_stderr() {
     let _ = get(addr, "/xxx");
     let line = ex
         .stderr
-        .wait_for(|line| line.contains("\"GET /xxx HTTP/1.1\""))
+        .wait_for(WAIT, |line| line.contains("\"GET /xxx HTTP/1.1\""))
         .expect("an access-log line");
     assert_eq!(parse_access_line(&line).1, 404);
 }
@@ -342,7 +244,7 @@ fn wsgiserver_no_log_writes_no_access_line() {
     assert_not_found(&get(addr, "/xxx"));
     ex.signal(libc::SIGTERM);
     assert!(ex.wait_exit(WAIT).success());
-    ex.stderr.wait_closed();
+    ex.stderr.wait_closed(WAIT);
     let stderr = ex.stderr.all();
     assert!(
         !stderr.iter().any(|line| line.contains("HTTP/1.1\"")),
@@ -382,8 +284,11 @@ fn wsgiserver_with_one_worker_serves_and_is_not_blocked_by_a_half_sent_request()
 #[test]
 fn wsgiserver_stops_gracefully_on_sigterm_and_sigint() {
     for signal in [libc::SIGTERM, libc::SIGINT] {
-        let mut ex = Example::start("wsgiserver", &["0"]);
+        // A reserved port: once the process is gone, connects are refused for sure.
+        let reserved = ReservedPort::new();
+        let mut ex = Example::start("wsgiserver", &[&reserved.port().to_string()]);
         let addr = ex.addr();
+        assert_eq!(addr, reserved.addr);
         // an idle keep-alive connection must not hold the process past stop_timeout
         let mut idle = client(addr);
         assert_hello(&idle.get("/"));
@@ -407,7 +312,7 @@ fn wsgiserver_rejects_bad_arguments() {
     ] {
         let mut ex = Example::start("wsgiserver", args);
         assert_eq!(ex.wait_exit(WAIT).code(), Some(2), "{args:?}");
-        ex.stderr.wait_closed();
+        ex.stderr.wait_closed(WAIT);
         assert!(
             ex.stderr.all().iter().any(|line| line.contains("usage")),
             "{args:?}"
@@ -714,7 +619,7 @@ fn testapp_panic_is_a_500_and_the_server_keeps_serving() {
     }
     let line = ex
         .stderr
-        .wait_for(|line| line.contains("\"GET /panic HTTP/1.1\""))
+        .wait_for(WAIT, |line| line.contains("\"GET /panic HTTP/1.1\""))
         .unwrap();
     assert_eq!(parse_access_line(&line).1, 500);
 }
@@ -722,27 +627,39 @@ fn testapp_panic_is_a_500_and_the_server_keeps_serving() {
 #[test]
 fn testapp_sleeps_overlap() {
     const SLEEP: Duration = Duration::from_millis(600);
-    const CLIENTS: u32 = 6;
+    const CLIENTS: u32 = 10;
     let ex = Example::start("testapp", &["0"]);
     let addr = ex.addr();
     assert_hello(&get(addr, "/"));
-    let begin = Instant::now();
+    // Every client connects first; all send their request together, so only the requests are
+    // timed, not the threads' start.
+    let gate = Arc::new(Rendezvous::new(CLIENTS as usize + 1));
     let threads: Vec<_> = (0..CLIENTS)
         .map(|_| {
+            let gate = gate.clone();
             std::thread::spawn(move || {
+                let mut client = client(addr);
+                gate.wait(RENDEZVOUS_WAIT).unwrap();
                 let begin = Instant::now();
-                let resp = get(addr, &format!("/sleep?ms={}", SLEEP.as_millis()));
-                (resp, begin.elapsed())
+                let resp = client.get(&format!("/sleep?ms={}", SLEEP.as_millis()));
+                (resp, begin, Instant::now())
             })
         })
         .collect();
+    gate.wait(RENDEZVOUS_WAIT).unwrap();
+    let mut first_sent = None::<Instant>;
+    let mut last_done = None::<Instant>;
     for thread in threads {
-        let (resp, took) = thread.join().unwrap();
+        let (resp, begin, end) = thread.join().unwrap();
         assert_eq!(resp.status, 200);
         assert_eq!(resp.body_text(), "slept");
+        let took = end - begin;
         assert!(took >= SLEEP - Duration::from_millis(20), "{took:?}");
+        first_sent = Some(first_sent.map_or(begin, |t| t.min(begin)));
+        last_done = Some(last_done.map_or(end, |t| t.max(end)));
     }
-    let took = begin.elapsed();
+    // one after the other they would take SLEEP * CLIENTS
+    let took = last_done.unwrap() - first_sent.unwrap();
     assert!(
         took < SLEEP * CLIENTS / 2,
         "sleeps did not overlap: {took:?}"
@@ -817,7 +734,7 @@ fn unixsocket_server_serves_over_its_socket() {
     // the client example prints the whole response
     let mut client = Example::start("unixsocket_client", &[path_text]);
     assert!(client.wait_exit(WAIT).success());
-    client.stdout.wait_closed();
+    client.stdout.wait_closed(WAIT);
     let out = client.stdout.all().join("\n");
     assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
     assert!(out.contains("<b>hello world</b>"), "{out}");
@@ -825,7 +742,7 @@ fn unixsocket_server_serves_over_its_socket() {
     // the access log names no client address: Unix peers have none
     let line = ex
         .stderr
-        .wait_for(|line| line.contains("\"GET / HTTP/1.1\""))
+        .wait_for(WAIT, |line| line.contains("\"GET / HTTP/1.1\""))
         .unwrap();
     assert!(line.starts_with("- - - ["), "{line}");
 }
@@ -876,9 +793,10 @@ fn wsgiserver_ssl_serves_hello_world_over_https() {
     plain
         .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
-    let mut got = Vec::new();
-    let _ = plain.read_to_end(&mut got);
-    assert!(!got.starts_with(b"HTTP/"), "{got:?}");
+    match tls_support::wait_closed(&mut plain, WAIT) {
+        tls_support::Closed::Reset => {}
+        tls_support::Closed::Eof(got) => assert!(!got.starts_with(b"HTTP/"), "{got:?}"),
+    }
     assert_hello(&{
         let mut reader = BufReader::new(cert.connect(addr));
         reader
@@ -895,7 +813,7 @@ fn wsgiserver_ssl_without_its_certificate_exits_1_naming_the_file() {
     let dir = TempDir::new("ssl-missing");
     let mut ex = Example::start_in("wsgiserver_ssl", &["0"], Some(&dir.0));
     assert_eq!(ex.wait_exit(WAIT).code(), Some(1));
-    ex.stderr.wait_closed();
+    ex.stderr.wait_closed(WAIT);
     let stderr = ex.stderr.all().join("\n");
     assert!(stderr.contains("server.crt"), "{stderr}");
     assert!(stderr.contains("openssl req -x509"), "{stderr}");
@@ -905,7 +823,7 @@ fn wsgiserver_ssl_without_its_certificate_exits_1_naming_the_file() {
     cert.dir.write("server.crt", &cert.cert_pem);
     let mut ex = Example::start_in("wsgiserver_ssl", &["0"], Some(cert.dir.path()));
     assert_eq!(ex.wait_exit(WAIT).code(), Some(1));
-    ex.stderr.wait_closed();
+    ex.stderr.wait_closed(WAIT);
     let stderr = ex.stderr.all().join("\n");
     assert!(stderr.contains("server.key"), "{stderr}");
 }

@@ -5,18 +5,20 @@
 #![cfg(feature = "tls")]
 #![allow(missing_docs)]
 
+mod support;
 #[path = "support/tls.rs"]
 mod tls_support;
 mod wsgi_support;
 
 use std::io::{self, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{mpsc, Arc, Barrier};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use may_gevent::pywsgi::{AppResult, Body, Environ, StartResponse, WsgiConfig, WsgiServer};
 use native_tls::TlsStream;
-use tls_support::{wait_closed, Closed, TestCert};
+use support::{Rendezvous, RENDEZVOUS_WAIT};
+use tls_support::TestCert;
 use wsgi_support::{chunk_encode, read_response, test_config, Resp};
 
 type TlsClient = BufReader<TlsStream<TcpStream>>;
@@ -57,9 +59,19 @@ fn serve_tls(
     tweak: impl FnOnce(WsgiConfig) -> WsgiConfig,
     app: impl may_gevent::pywsgi::Application,
 ) -> (WsgiServer, SocketAddr) {
+    serve_tls_on("127.0.0.1:0".parse().unwrap(), cert, tweak, app)
+}
+
+/// [`serve_tls`] on `addr`.
+fn serve_tls_on(
+    addr: SocketAddr,
+    cert: &TestCert,
+    tweak: impl FnOnce(WsgiConfig) -> WsgiConfig,
+    app: impl may_gevent::pywsgi::Application,
+) -> (WsgiServer, SocketAddr) {
     wsgi_support::init();
     let (config, _access, _records) = test_config();
-    let server = WsgiServer::builder("127.0.0.1:0", app)
+    let server = WsgiServer::builder(addr, app)
         .config(tweak(config))
         .tls_files(&cert.certfile, &cert.keyfile)
         .backlog(1024)
@@ -269,8 +281,9 @@ fn header_read_timeout_over_tls() {
     const TIMEOUT: Duration = Duration::from_millis(400);
     let cert = TestCert::generate();
     let (_server, addr) = serve_tls(&cert, |c| c.header_read_timeout(TIMEOUT), app);
-    let mut slow = tls_client(&cert, addr);
+    // Timed from before the connect: the server's deadline cannot start earlier.
     let begin = Instant::now();
+    let mut slow = tls_client(&cert, addr);
     send(&mut slow, b"GET / HTTP/1.1\r\nHost: loc");
     // others are served meanwhile
     let mut other = tls_client(&cert, addr);
@@ -288,8 +301,8 @@ fn header_read_timeout_over_tls() {
     assert_tls_closed(&mut slow);
 
     // a connection that sends nothing after its handshake is closed silently
-    let mut idle = tls_client(&cert, addr);
     let begin = Instant::now();
+    let mut idle = tls_client(&cert, addr);
     assert_tls_closed(&mut idle);
     let took = begin.elapsed();
     assert!(
@@ -308,7 +321,7 @@ fn two_hundred_concurrent_tls_connections_with_several_requests_each() {
     let (server, addr) = serve_tls(&cert, |c| c, app);
     let begin = Instant::now();
     // every client holds its connection open at the barrier: all 200 are open at once
-    let barrier = Arc::new(Barrier::new(CLIENTS));
+    let barrier = Arc::new(Rendezvous::new(CLIENTS));
     let threads: Vec<_> = (0..CLIENTS)
         .map(|c| {
             let (cert, barrier) = (cert.clone(), barrier.clone());
@@ -325,7 +338,7 @@ fn two_hundred_concurrent_tls_connections_with_several_requests_each() {
                                 let resp = read_response(&mut client, false)?;
                                 Ok((client, resp))
                             });
-                    barrier.wait();
+                    barrier.wait(RENDEZVOUS_WAIT)?;
                     let (mut client, resp) = first.map_err(|err| format!("client {c}: {err}"))?;
                     let mut bodies = vec![resp.body_text()];
                     for r in 1..REQUESTS {
@@ -360,11 +373,7 @@ fn two_hundred_concurrent_tls_connections_with_several_requests_each() {
         &failures[..failures.len().min(5)]
     );
     assert!(took < Duration::from_secs(60), "took {took:?}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !server.pool().is_empty() {
-        assert!(Instant::now() < deadline, "handlers still running");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    support::eventually("all handlers returned", || server.pool().is_empty());
 }
 
 /// Signals on a channel when dropped (observes that a cancelled application unwound).
@@ -389,7 +398,9 @@ fn stop_cancels_an_app_blocked_reading_a_tls_request_body() {
             start_response.call("200 OK", &[])?;
             Ok(body?.into())
         };
-    let (server, addr) = serve_tls(&cert, |c| c, blocked_app);
+    // A reserved port: once the listener is closed, connects are refused for sure.
+    let reserved = support::ReservedPort::new();
+    let (server, addr) = serve_tls_on(reserved.addr, &cert, |c| c, blocked_app);
     let mut client = tls_client(&cert, addr);
     send(
         &mut client,
@@ -416,11 +427,5 @@ fn stop_cancels_an_app_blocked_reading_a_tls_request_body() {
     assert!(server.pool().is_empty());
     assert_tls_closed(&mut client);
     // the listener is closed too
-    match TcpStream::connect(addr) {
-        Err(err) => assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused),
-        Ok(mut stream) => assert!(matches!(
-            wait_closed(&mut stream, Duration::from_secs(5)),
-            Closed::Eof(_) | Closed::Reset
-        )),
-    }
+    support::assert_connection_refused(addr);
 }

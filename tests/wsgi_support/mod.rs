@@ -7,17 +7,24 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::{Arc, Condvar, Mutex, Once};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use may_gevent::pywsgi::{AccessLog, Application, WsgiConfig, WsgiServer};
 
 /// Client-side timeout for every read and write.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 
+// The same file as `support::watchdog` (a binary may include both helpers: two watchdogs, the
+// same limit).
+#[allow(clippy::duplicate_mod)]
+#[path = "../support/watchdog.rs"]
+mod watchdog;
+
 static INIT: Once = Once::new();
 
-/// Configures may once per test binary.
+/// Configures may once per test binary (and arms the binary's watchdog: a hang fails).
 pub fn init() {
+    watchdog::arm();
     INIT.call_once(|| {
         may::config().set_workers(2);
     });
@@ -165,7 +172,7 @@ pub fn serve_with<A: Application>(
 
 impl TestServer {
     pub fn connect(&self) -> TcpStream {
-        let stream = TcpStream::connect(self.addr).expect("connect");
+        let stream = TcpStream::connect_timeout(&self.addr, CLIENT_TIMEOUT).expect("connect");
         stream.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
         stream.set_write_timeout(Some(CLIENT_TIMEOUT)).unwrap();
         stream.set_nodelay(true).unwrap();
@@ -214,11 +221,18 @@ impl TestServer {
     }
 }
 
-/// Reads until EOF (or a reset after data). Panics on a client timeout.
+/// Reads until EOF (or a reset after data). Panics on a client timeout, or when the whole
+/// read takes longer than `CLIENT_TIMEOUT`.
 pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
     let mut out = Vec::new();
     let mut buf = [0u8; 16 * 1024];
     loop {
+        assert!(
+            Instant::now() < deadline,
+            "no EOF within {CLIENT_TIMEOUT:?} ({} bytes read)",
+            out.len()
+        );
         match stream.read(&mut buf) {
             Ok(0) => return out,
             Ok(n) => out.extend_from_slice(&buf[..n]),
@@ -296,14 +310,12 @@ impl Client {
     }
 
     /// Asserts the server closed the connection (EOF, or a reset) with nothing more to read.
+    /// (One read, bounded by the client timeout: any byte fails the test at once.)
     pub fn assert_closed(&mut self) {
-        let mut rest = Vec::new();
-        match self.reader.read_to_end(&mut rest) {
-            Ok(_) => assert!(
-                rest.is_empty(),
-                "unexpected bytes: {:?}",
-                String::from_utf8_lossy(&rest)
-            ),
+        let mut buf = [0u8; 1024];
+        match self.reader.read(&mut buf) {
+            Ok(0) => {}
+            Ok(n) => panic!("unexpected bytes: {:?}", String::from_utf8_lossy(&buf[..n])),
             Err(err) => assert_eq!(err.kind(), io::ErrorKind::ConnectionReset, "{err}"),
         }
     }
@@ -405,4 +417,39 @@ pub fn chunk_encode(chunks: &[&str], ext: &str) -> Vec<u8> {
         out.extend_from_slice(format!("{:x}{ext}\r\n{chunk}\r\n", chunk.len()).as_bytes());
     }
     out
+}
+
+/// Join a coroutine that must end within `within`; fails the test (instead of hanging) if it is
+/// still running then. Returns what `join` returns (`Err` if it panicked or was cancelled).
+pub fn join_coroutine_within<T>(
+    what: &str,
+    within: Duration,
+    handle: may::coroutine::JoinHandle<T>,
+) -> std::thread::Result<T> {
+    let deadline = Instant::now() + within;
+    while !handle.is_done() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} still running after {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    handle.join()
+}
+
+/// Join a thread that must end by itself within `within`; fails the test (instead of hanging)
+/// if it is still running then. A panic in the thread is re-raised here.
+pub fn join_within<T>(what: &str, within: Duration, thread: std::thread::JoinHandle<T>) -> T {
+    let deadline = Instant::now() + within;
+    while !thread.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} still running after {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    match thread.join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
 }
