@@ -877,16 +877,18 @@ impl BaseServer {
         };
         if !arrived {
             cancel(reader.coroutine());
-            reader.wait();
-            if let Some(hook) = &self.shared.hooks.handle_timeout {
-                hook();
-            }
-            return Ok(false);
         }
         let incoming = match reader.join() {
+            // A connection that came just as the timeout passed is handled, not dropped.
             Ok(Ok(incoming)) => incoming,
-            Ok(Err(err)) => return Err(Error::io("accept failed", err)),
-            Err(_) => return Err(Error::State("accept was interrupted")),
+            Ok(Err(err)) if arrived => return Err(Error::io("accept failed", err)),
+            Err(_) if arrived => return Err(Error::State("accept was interrupted")),
+            _ => {
+                if let Some(hook) = &self.shared.hooks.handle_timeout {
+                    hook();
+                }
+                return Ok(false);
+            }
         };
         let address = match &incoming {
             Incoming::Stream(_, address) => address.clone(),

@@ -105,7 +105,7 @@ macro_rules! spawn_suite {
             }
 
             #[test]
-            fn stop_cancels_a_handler_blocked_in_read_after_the_timeout() {
+            fn stop_shuts_down_a_handler_blocked_in_read_after_the_timeout() {
                 let (tx, rx) = mpsc::channel();
                 let tx = Mutex::new(tx);
                 let server = StreamServer::new("127.0.0.1:0", move |mut s: Stream, _a: Address| {
@@ -113,8 +113,9 @@ macro_rules! spawn_suite {
                     let _guard = DropSignal(sender.clone());
                     sender.send("started").unwrap();
                     let mut buf = [0u8; 1];
-                    let _ = s.read(&mut buf); // the client never sends
-                    let _ = sender.send("read returned");
+                    // the client never sends: only stop()'s shutdown ends this read
+                    let n = s.read(&mut buf).expect("a shut-down socket reads end-of-file");
+                    let _ = sender.send(if n == 0 { "read eof" } else { "read data" });
                 })
                 .spawn(spawn())
                 .build()
@@ -130,6 +131,38 @@ macro_rules! spawn_suite {
                     "stop returned after {took:?}"
                 );
                 assert!(took < Duration::from_secs(3), "stop took {took:?}");
+                // The handler left through its normal path, not by a cancel.
+                assert_eq!(rx.recv_timeout(WAIT).unwrap(), "read eof");
+                assert_eq!(rx.recv_timeout(WAIT).unwrap(), "dropped");
+                assert_eq!(read_to_end(&mut client), b"", "socket closed by the shutdown");
+                assert!(server.pool().is_empty());
+            }
+
+            #[test]
+            fn stop_cancels_a_handler_blocked_elsewhere_after_the_grace() {
+                let (tx, rx) = mpsc::channel();
+                let tx = Mutex::new(tx);
+                let server = StreamServer::new("127.0.0.1:0", move |_s: Stream, _a: Address| {
+                    let sender = tx.lock().unwrap().clone();
+                    let _guard = DropSignal(sender.clone());
+                    sender.send("started").unwrap();
+                    may::coroutine::sleep(Duration::from_secs(60)); // no socket to shut down
+                    let _ = sender.send("sleep returned");
+                })
+                .spawn(spawn())
+                .build()
+                .unwrap();
+                server.start().unwrap();
+                let mut client = connect(inet(&server));
+                assert_eq!(rx.recv_timeout(WAIT).unwrap(), "started");
+                let begin = Instant::now();
+                server.stop(Duration::from_millis(300));
+                let took = begin.elapsed();
+                assert!(
+                    took >= Duration::from_millis(300) + may_gevent::STOP_GRACE,
+                    "stop returned after {took:?}"
+                );
+                assert!(took < Duration::from_secs(4), "stop took {took:?}");
                 assert_eq!(rx.recv_timeout(WAIT).unwrap(), "dropped");
                 assert!(
                     rx.try_recv().is_err(),
@@ -397,6 +430,27 @@ fn handle_request_handles_one_connection_or_times_out() {
         server.handle_request().is_err(),
         "not while the accept loop runs"
     );
+}
+
+#[test]
+fn handle_request_never_drops_a_connection_accepted_as_the_timeout_passes() {
+    // A timeout so short that the accept often completes just after it: such a connection
+    // must be handled (true), never closed unhandled.
+    let server = StreamServer::new("127.0.0.1:0", ping_handler)
+        .timeout(Duration::from_micros(300))
+        .build()
+        .unwrap();
+    server.init_socket().unwrap();
+    let addr = inet(&server);
+    for i in 0..2000 {
+        let mut client = connect(addr);
+        client.write_all(b"ping\n").unwrap();
+        let deadline = Instant::now() + WAIT;
+        while !server.handle_request().unwrap() {
+            assert!(Instant::now() < deadline, "client {i} never handled");
+        }
+        assert_eq!(read_to_end(&mut client), b"PONG\n", "client {i}");
+    }
 }
 
 #[test]
