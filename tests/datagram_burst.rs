@@ -4,62 +4,16 @@
 
 mod support;
 
-use std::collections::BTreeSet;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{mpsc, Arc, Mutex};
-use std::thread;
 
 use may_gevent::{DatagramServer, DatagramSocket, Pool, Spawn, RECV_BUFFER_SIZE};
 use support::{inet, WAIT};
-
-const CLIENTS: usize = 10;
-const WINDOW: usize = 8;
-const PER_CLIENT: usize = 100;
 
 /// gevent's examples/udp_server.py handler.
 fn received(data: Vec<u8>, addr: SocketAddr, sock: &DatagramSocket) -> std::io::Result<()> {
     sock.sendto(format!("Received {} bytes", data.len()).as_bytes(), addr)
         .map(|_| ())
-}
-
-/// The sizes one client sends: 100 distinct sizes between 1 and 7 200 bytes, different for
-/// every client.
-fn sizes(client: usize) -> Vec<usize> {
-    (0..PER_CLIENT)
-        .map(|k| 1 + (k * 72 + client * 7) % 7200)
-        .collect()
-}
-
-/// One client: keeps up to WINDOW datagrams in flight until PER_CLIENT are answered; returns
-/// the sizes that got no reply within WAIT.
-fn client(server: SocketAddr, client: usize) -> BTreeSet<usize> {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.connect(server).unwrap();
-    sock.set_read_timeout(Some(WAIT)).unwrap();
-    let sizes = sizes(client);
-    let mut missing: BTreeSet<usize> = sizes.iter().copied().collect();
-    let payload = vec![b'x'; 7200];
-    let (mut sent, mut in_flight) = (0, 0);
-    while !missing.is_empty() {
-        while in_flight < WINDOW && sent < sizes.len() {
-            sock.send(&payload[..sizes[sent]]).unwrap();
-            sent += 1;
-            in_flight += 1;
-        }
-        let mut buf = [0u8; 64];
-        let Ok(n) = sock.recv(&mut buf) else {
-            break; // no reply within WAIT: what is left is missing
-        };
-        let reply = std::str::from_utf8(&buf[..n]).unwrap();
-        let size: usize = reply
-            .strip_prefix("Received ")
-            .and_then(|rest| rest.strip_suffix(" bytes"))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected reply {reply:?}"));
-        assert!(missing.remove(&size), "reply for {size} twice or unsent");
-        in_flight -= 1;
-    }
-    missing
 }
 
 fn burst(spawn: Spawn) {
@@ -68,23 +22,7 @@ fn burst(spawn: Spawn) {
         .build()
         .unwrap();
     server.start().unwrap();
-    let addr = inet(&server);
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|c| thread::spawn(move || client(addr, c)))
-        .collect();
-    let missing: Vec<(usize, BTreeSet<usize>)> = clients
-        .into_iter()
-        .enumerate()
-        .map(|(c, t)| (c, t.join().unwrap()))
-        .filter(|(_, missing)| !missing.is_empty())
-        .collect();
-    let lost: usize = missing.iter().map(|(_, m)| m.len()).sum();
-    assert!(
-        missing.is_empty(),
-        "{lost} of {} datagrams unanswered (kernel drops: {}): {missing:?}",
-        CLIENTS * PER_CLIENT,
-        server.dropped()
-    );
+    support::udp::assert_burst_answered(inet(&server), || server.dropped());
     assert_eq!(server.dropped(), 0);
     server.stop(None);
 }

@@ -125,10 +125,43 @@ fn udp_client_sends_and_prints_the_reply() {
     );
     assert!(out.status.success(), "{out:?}");
     let stdout = out.stdout;
-    assert!(
-        stdout.contains("got \"reply: Test udp_client\""),
-        "{stdout}"
+    // gevent prints the reply with %r: b'...'
+    assert_eq!(
+        stdout,
+        format!(
+            "Sending 15 bytes to {addr}\n{addr}: got b'reply: Test udp_client'",
+            addr = inet(&server)
+        )
     );
+}
+
+#[test]
+fn udp_client_fails_at_once_when_nothing_listens() {
+    // A port nobody can bind meanwhile, and where datagrams find no socket: ours is connected
+    // elsewhere, so the kernel answers port-unreachable (as for a closed port).
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    taken.connect("127.0.0.1:9").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let begin = std::time::Instant::now();
+    let out = run_example(
+        "udp_client",
+        Command::new(example("udp_client"))
+            .args(["ping"])
+            .env("UDP_CLIENT_ADDRESS", addr.to_string()),
+    );
+    let took = begin.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("Connection refused"), "{out:?}");
+    assert_eq!(out.stdout, format!("Sending 4 bytes to {addr}"));
+    // Not the 5-second read timeout: the refusal arrives at once.
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
+#[test]
+fn udp_server_answers_a_burst_from_ten_clients() {
+    let mut ex = Example::start("udp_server", &["127.0.0.1:0"]);
+    let addr = ex.address("Receiving datagrams on");
+    support::udp::assert_burst_answered(addr, || 0);
 }
 
 #[test]

@@ -114,7 +114,9 @@ macro_rules! spawn_suite {
                     sender.send("started").unwrap();
                     let mut buf = [0u8; 1];
                     // the client never sends: only stop()'s shutdown ends this read
-                    let n = s.read(&mut buf).expect("a shut-down socket reads end-of-file");
+                    let n = s
+                        .read(&mut buf)
+                        .expect("a shut-down socket reads end-of-file");
                     let _ = sender.send(if n == 0 { "read eof" } else { "read data" });
                 })
                 .spawn(spawn())
@@ -134,7 +136,11 @@ macro_rules! spawn_suite {
                 // The handler left through its normal path, not by a cancel.
                 assert_eq!(rx.recv_timeout(WAIT).unwrap(), "read eof");
                 assert_eq!(rx.recv_timeout(WAIT).unwrap(), "dropped");
-                assert_eq!(read_to_end(&mut client), b"", "socket closed by the shutdown");
+                assert_eq!(
+                    read_to_end(&mut client),
+                    b"",
+                    "socket closed by the shutdown"
+                );
                 assert!(server.pool().is_empty());
             }
 

@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod child;
+pub mod udp;
 pub mod watchdog;
 
 use std::io::{self, Read, Write};
