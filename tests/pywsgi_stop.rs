@@ -79,13 +79,14 @@ fn stop_lets_a_request_in_flight_finish_with_connection_close() {
 }
 
 #[test]
-fn stop_cancels_a_request_stuck_past_the_timeout() {
+fn stop_ends_a_request_stuck_past_the_timeout() {
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
     let server = serve(from_fn(move |env, start_response| {
         tx.lock().unwrap().send(()).unwrap();
         let mut body = Vec::new();
-        // the client promised 10 bytes and sends none: blocked in the body read
+        // the client promised 10 bytes and sends none: blocked in the body read until
+        // stop() shuts the connection down (the read then fails and the app returns)
         std::io::Read::read_to_end(env.input(), &mut body)?;
         start_response.call("200 OK", &[])?;
         Ok("never".into())
