@@ -570,3 +570,64 @@ fn stream_exposes_peer_address_and_timeouts() {
     assert_eq!(rx.recv_timeout(WAIT).unwrap(), std::io::ErrorKind::TimedOut);
     assert_eq!(read_to_end(&mut client), b"timed out");
 }
+
+/// A slog drain that sends every record's level and message to a channel.
+struct Records(Mutex<mpsc::Sender<(slog::Level, String)>>);
+
+impl slog::Drain for Records {
+    type Ok = ();
+    type Err = slog::Never;
+    fn log(&self, record: &slog::Record<'_>, _: &slog::OwnedKVList) -> Result<(), slog::Never> {
+        let _ = self
+            .0
+            .lock()
+            .unwrap()
+            .send((record.level(), record.msg().to_string()));
+        Ok(())
+    }
+}
+
+#[test]
+fn a_client_that_disconnects_is_a_debug_record_and_a_real_error_an_error_record() {
+    let (tx, records) = mpsc::channel();
+    let logger = slog::Logger::root(slog::Drain::fuse(Records(Mutex::new(tx))), slog::o!());
+    // Writes until the client is gone (EPIPE / ECONNRESET), unless asked to fail.
+    let server = StreamServer::new("127.0.0.1:0", |mut s: Stream, _a: Address| {
+        let mut first = [0u8; 1];
+        s.read_exact(&mut first)?;
+        if first[0] == b'f' {
+            return Err(std::io::Error::other("asked to fail"));
+        }
+        loop {
+            s.write_all(&[0u8; 64 * 1024])?;
+        }
+    })
+    .logger(logger)
+    .build()
+    .unwrap();
+    server.start().unwrap();
+    let addr = inet(&server);
+
+    let mut client = connect(addr);
+    client.write_all(b"w").unwrap();
+    let mut buf = [0u8; 1024];
+    client.read_exact(&mut buf).unwrap(); // the handler is writing
+    socket2::SockRef::from(&client)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(client); // a reset: the handler's next write fails
+    let (level, msg) = records.recv_timeout(WAIT).expect("a record");
+    assert_eq!(
+        (level, msg.as_str()),
+        (slog::Level::Debug, "client disconnected")
+    );
+
+    let mut client = connect(addr);
+    client.write_all(b"f").unwrap();
+    assert_eq!(read_to_end(&mut client), b"");
+    let (level, msg) = records.recv_timeout(WAIT).expect("a record");
+    assert_eq!(
+        (level, msg.as_str()),
+        (slog::Level::Error, "handler failed")
+    );
+}
