@@ -87,7 +87,7 @@ fn main() -> ExitCode {
         log(&format!("{address} closed"));
         Ok::<(), std::io::Error>(())
     };
-    let server = match StreamServer::new(source.as_str(), handle).build() {
+    let server = match StreamServer::builder(source.as_str(), handle).build() {
         Ok(server) => server,
         Err(err) => {
             eprintln!("{err}");

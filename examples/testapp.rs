@@ -273,7 +273,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let control = server.base();
+    let control = server.handle();
     std::thread::spawn(move || {
         if signals.forever().next().is_some() {
             control.close();

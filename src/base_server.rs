@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use may::coroutine::{self, JoinHandle};
 use may::sync::SyncFlag;
-use slog::{debug, error, warn, Logger};
+use slog::{debug, error, info, warn, Logger};
 
 use crate::accept_error::{classify, AcceptError};
 use crate::address::Address;
@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::handler::{Dispatch, HandlerError, Hooks};
 use crate::pool::{cancel, is_cancel, Permit, Pool};
 use crate::registry::Registry;
+use crate::signals::SignalGuard;
 use crate::socket::{
     may_tcp_listener, may_udp_socket, may_unix_listener, set_recv_buffer_size, tcp_listener,
     udp_socket, unix_local, ListenerKind, SocketKind, BACKLOG,
@@ -39,7 +40,7 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// How long `stop()` waits for cancelled handlers to unwind. gevent: `pool.kill(timeout=1)`.
 pub const KILL_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long `stop()` gives handlers to return after it has shut their connections down,
-/// before it cancels those still running (see [`BaseServer::stop`]).
+/// before it cancels those still running (see [`StreamServer::stop`](crate::StreamServer::stop)).
 pub const STOP_GRACE: Duration = Duration::from_millis(250);
 
 /// Settings fixed when the server is built.
@@ -55,6 +56,8 @@ pub(crate) struct Options {
     pub(crate) timeout: Option<Duration>,
     /// Handler coroutine stack, in machine words (may's unit); `None`: may's default.
     pub(crate) stack_words: Option<usize>,
+    /// `serve_forever` stops the server on SIGINT/SIGTERM.
+    pub(crate) handle_signals: bool,
     pub(crate) max_datagram_size: usize,
     /// `SO_RCVBUF` to ask for on a datagram socket; `None`: [`RECV_BUFFER_SIZE`] on a socket
     /// the server binds, the socket's own on a given one.
@@ -73,6 +76,7 @@ impl Default for Options {
             poll_interval: POLL_INTERVAL,
             timeout: None,
             stack_words: None,
+            handle_signals: true,
             max_datagram_size: crate::datagram_socket::DATAGRAM_SIZE,
             recv_buffer_size: None,
         }
@@ -219,16 +223,11 @@ pub(crate) type LifecycleHook = Arc<dyn Fn(bool) + Send + Sync>;
 
 /// The lifecycle every server shares: `start`, `serve_forever`, `stop(timeout)`, `close`,
 /// `start_accepting`/`stop_accepting`, `handle_request`, `shutdown`, and the bound address.
-/// gevent: `gevent.baseserver.BaseServer`; Python: `socketserver.BaseServer`.
-///
-/// [`StreamServer`](crate::StreamServer), [`DatagramServer`](crate::DatagramServer) and
-/// [`WsgiServer`](crate::pywsgi::WsgiServer) dereference to it, so every method here is a
-/// method of theirs. A `BaseServer` is also the cloneable, `Send` handle that controls the
-/// server from another coroutine, another thread or a signal-handling thread
-/// ([`StreamServer::base`](crate::StreamServer::base)); dropping a clone does nothing, dropping
-/// the server itself stops it.
+/// gevent: `gevent.baseserver.BaseServer`; Python: `socketserver.BaseServer`. Each server type
+/// holds one and exposes these methods as its own (`server_methods.rs`); a
+/// [`ServerHandle`](crate::ServerHandle) holds a clone.
 #[derive(Clone)]
-pub struct BaseServer {
+pub(crate) struct BaseServer {
     pub(crate) shared: Arc<Shared>,
 }
 
@@ -580,7 +579,7 @@ impl BaseServer {
     /// # Errors
     /// The address cannot be bound (e.g. [`Error::Bind`] when the port is in use).
     /// gevent: `BaseServer.init_socket`.
-    pub fn init_socket(&self) -> Result<()> {
+    pub(crate) fn init_socket(&self) -> Result<()> {
         let mut state = self.shared.state();
         self.init_socket_locked(&mut state)
     }
@@ -590,7 +589,7 @@ impl BaseServer {
     ///
     /// # Errors
     /// Binding failed, or the server was closed and was built on a socket (which is gone).
-    pub fn start(&self) -> Result<()> {
+    pub(crate) fn start(&self) -> Result<()> {
         let mut state = self.shared.state();
         if state.started {
             return Ok(());
@@ -626,14 +625,14 @@ impl BaseServer {
     ///
     /// # Errors
     /// The accept coroutine could not be spawned.
-    pub fn start_accepting(&self) -> Result<()> {
+    pub(crate) fn start_accepting(&self) -> Result<()> {
         let mut state = self.shared.state();
         self.start_accepting_locked(&mut state)
     }
 
     /// Stop accepting, keeping the listening socket open: new clients wait in the backlog.
     /// Running handlers are not touched. gevent: `BaseServer.stop_accepting`.
-    pub fn stop_accepting(&self) {
+    pub(crate) fn stop_accepting(&self) {
         let handle = self.shared.state().accept_loop.take();
         if let Some(handle) = handle {
             cancel(handle.coroutine());
@@ -642,39 +641,30 @@ impl BaseServer {
     }
 
     /// True between `start()` and `close()`/`stop()`. gevent: `BaseServer.started`.
-    pub fn started(&self) -> bool {
+    pub(crate) fn started(&self) -> bool {
         self.shared.state().started
     }
 
     /// True when the server has no listening socket (before the first `start()` of a server
     /// built on an address, and after `close()`). gevent: `BaseServer.closed`.
-    pub fn closed(&self) -> bool {
+    pub(crate) fn closed(&self) -> bool {
         self.shared.state().bound.is_none()
     }
 
     /// The address the server is bound to — after binding to port 0, the real port.
     /// `None` before the socket is bound. gevent: `BaseServer.address`.
-    pub fn address(&self) -> Option<Address> {
-        self.shared.state().address.clone()
-    }
-
-    /// Python: `socketserver.BaseServer.server_address`; same as [`address`](Self::address).
-    pub fn server_address(&self) -> Option<Address> {
-        self.address()
-    }
-
-    /// The IP the server is bound to, as text. gevent: `BaseServer.server_host`.
-    pub fn server_host(&self) -> Option<String> {
-        self.address().and_then(|addr| addr.host())
-    }
-
-    /// The port the server is bound to. gevent: `BaseServer.server_port`.
-    pub fn server_port(&self) -> Option<u16> {
-        self.address().and_then(|addr| addr.port())
+    pub(crate) fn address(&self) -> Option<Address> {
+        let state = self.shared.state();
+        match (&state.address, &state.source) {
+            (Some(address), _) => Some(address.clone()),
+            // Not bound yet: the configured address, as gevent's `server.address`.
+            (None, Source::Address(addr)) => Some(Address::Inet(*addr)),
+            (None, _) => None,
+        }
     }
 
     /// The listening socket's file descriptor. Python: `socketserver.BaseServer.fileno`.
-    pub fn fileno(&self) -> Option<RawFd> {
+    pub(crate) fn fileno(&self) -> Option<RawFd> {
         self.shared.state().bound.as_ref().map(|bound| bound.fd())
     }
 
@@ -687,19 +677,19 @@ impl BaseServer {
     }
 
     /// The pool that runs (and tracks) the handlers.
-    pub fn pool(&self) -> &Pool {
+    pub(crate) fn pool(&self) -> &Pool {
         &self.shared.pool
     }
 
     /// The logger the server reports to.
-    pub fn logger(&self) -> &Logger {
+    pub(crate) fn logger(&self) -> &Logger {
         &self.shared.logger
     }
 
     /// Stop accepting and close the listening socket: new connects are refused at once.
     /// Running handlers are not touched (see [`stop`](Self::stop)). Also makes
     /// `serve_forever` return. gevent: `BaseServer.close`.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.close_inner(true);
     }
 
@@ -749,7 +739,7 @@ impl BaseServer {
     /// Called from one of this server's own handlers, it would wait for that handler too (and
     /// cancel it after the timeout): there, call [`close`](Self::close), or run `stop` in a
     /// new coroutine or thread.
-    pub fn stop(&self, timeout: impl Into<Option<Duration>>) {
+    pub(crate) fn stop(&self, timeout: impl Into<Option<Duration>>) {
         self.close();
         let timeout = timeout.into().unwrap_or(self.shared.opts.stop_timeout);
         let shared = &self.shared;
@@ -785,7 +775,7 @@ impl BaseServer {
     /// serving (e.g. its descriptor was closed or shut down under the server:
     /// [`Error::Io`] with the accept error as its source). The server is closed and stopped
     /// in both cases.
-    pub fn serve_forever(&self) -> Result<()> {
+    pub(crate) fn serve_forever(&self) -> Result<()> {
         let done = Arc::new(SyncFlag::new());
         let mut state = self.shared.state();
         if !state.started {
@@ -802,6 +792,13 @@ impl BaseServer {
         state.serving = Some(done.clone());
         let stop_event = state.stop_event.clone();
         drop(state);
+        // SIGINT/SIGTERM close the server; the wait below then ends and it is stopped.
+        let _signals = self
+            .shared
+            .opts
+            .handle_signals
+            .then(|| self.catch_signals())
+            .flatten();
         match &self.shared.hooks.service_actions {
             Some(actions) => {
                 while !stop_event.wait_timeout(self.shared.opts.poll_interval) {
@@ -814,6 +811,26 @@ impl BaseServer {
         self.shared.state().serving = None;
         done.fire();
         self.take_failure()
+    }
+
+    /// Close this server on SIGINT/SIGTERM while the guard lives.
+    fn catch_signals(&self) -> Option<SignalGuard> {
+        let weak = Arc::downgrade(&self.shared);
+        let on_signal = Arc::new(move |signal: libc::c_int| {
+            if let Some(shared) = weak.upgrade() {
+                info!(shared.logger, "signal received, stopping"; "server" => shared.name,
+                    "signal" => signal);
+                BaseServer { shared }.close();
+            }
+        });
+        match SignalGuard::install(on_signal) {
+            Ok(guard) => Some(guard),
+            Err(err) => {
+                warn!(self.shared.logger, "cannot install the SIGINT/SIGTERM handlers";
+                    "server" => self.shared.name, "error" => %err);
+                None
+            }
+        }
     }
 
     /// The accept loop's fatal error, if it closed the server, as `serve_forever`'s result.
@@ -830,7 +847,7 @@ impl BaseServer {
     /// Ask `serve_forever` to return and wait until it has (it stops the server on its way
     /// out). Without a running `serve_forever` this closes the server. Python:
     /// `socketserver.BaseServer.shutdown`.
-    pub fn shutdown(&self) {
+    pub(crate) fn shutdown(&self) {
         let serving = self.shared.state().serving.clone();
         self.close();
         if let Some(done) = serving {
@@ -846,7 +863,7 @@ impl BaseServer {
     /// # Errors
     /// The server's accept loop is running ([`Error::State`]), binding failed, or accept
     /// failed.
-    pub fn handle_request(&self) -> Result<bool> {
+    pub(crate) fn handle_request(&self) -> Result<bool> {
         let bound = {
             let mut state = self.shared.state();
             if state.accept_loop.is_some() {
@@ -1024,6 +1041,14 @@ macro_rules! common_builder_methods {
             self
         }
 
+        /// Whether `serve_forever` stops the server gracefully on SIGINT and SIGTERM (and
+        /// then returns `Ok(())`), restoring the previous signal handlers when it returns.
+        /// Default: on. Turn it off when the program handles signals itself.
+        pub fn handle_signals(mut self, on: bool) -> Self {
+            self.common.opts.handle_signals = on;
+            self
+        }
+
         /// Called when `handle_request()` timed out. Python: `handle_timeout`.
         pub fn handle_timeout(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
             self.common.hooks.handle_timeout = Some(std::sync::Arc::new(hook));
@@ -1044,39 +1069,3 @@ pub(crate) fn stop_on_drop(base: &BaseServer) {
         base.stop(None);
     }
 }
-
-/// The parts every concrete server type shares: `Deref<Target = BaseServer>`, `base()`,
-/// `Debug`, and stop-on-drop (gevent's context manager).
-macro_rules! server_wrapper {
-    ($ty:ident) => {
-        impl $ty {
-            /// A cloneable, `Send` handle to this server's lifecycle, to stop it from another
-            /// coroutine or thread (e.g. a signal-handling thread). Dropping the handle does
-            /// nothing; dropping the server stops it.
-            pub fn base(&self) -> $crate::BaseServer {
-                self.base.clone()
-            }
-        }
-
-        impl std::ops::Deref for $ty {
-            type Target = $crate::BaseServer;
-
-            fn deref(&self) -> &$crate::BaseServer {
-                &self.base
-            }
-        }
-
-        impl std::fmt::Debug for $ty {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                std::fmt::Debug::fmt(&self.base, f)
-            }
-        }
-
-        impl Drop for $ty {
-            fn drop(&mut self) {
-                $crate::base_server::stop_on_drop(&self.base);
-            }
-        }
-    };
-}
-pub(crate) use server_wrapper;

@@ -17,16 +17,15 @@ use crate::socket::IntoListener;
 /// use std::net::SocketAddr;
 ///
 /// // gevent examples/udp_server.py
-/// let server = DatagramServer::new("127.0.0.1:0",
+/// let server = DatagramServer::new(("127.0.0.1", 0),
 ///     |data: Vec<u8>, addr: SocketAddr, sock: &DatagramSocket| {
 ///         sock.sendto(format!("Received {} bytes", data.len()).as_bytes(), addr).map(|_| ())
-///     })
-///     .build()?;
+///     })?;
 /// server.start()?;
 ///
 /// let client = std::net::UdpSocket::bind("127.0.0.1:0")?;
 /// client.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
-/// client.send_to(b"Test udp_server", server.address().unwrap().as_inet().unwrap())?;
+/// client.send_to(b"Test udp_server", server.local_addr().unwrap())?;
 /// let mut buf = [0u8; 64];
 /// let (n, _) = client.recv_from(&mut buf)?;
 /// assert_eq!(&buf[..n], b"Received 15 bytes");
@@ -36,7 +35,7 @@ pub struct DatagramServer {
     base: BaseServer,
 }
 
-/// Builder for a [`DatagramServer`], from [`DatagramServer::new`].
+/// Builder for a [`DatagramServer`], from [`DatagramServer::builder`].
 #[must_use = "a builder does nothing until .build()"]
 pub struct DatagramServerBuilder {
     common: Common,
@@ -52,10 +51,21 @@ impl fmt::Debug for DatagramServerBuilder {
 }
 
 impl DatagramServer {
-    /// Start building a UDP server on `listener` (an address or a bound UDP socket).
-    /// gevent: `DatagramServer(listener, handle)`.
-    #[allow(clippy::new_ret_no_self)] // gevent's constructor name; returns the builder
+    /// A UDP server on `listener` (an address or a bound UDP socket) with gevent's defaults;
+    /// it binds at `start()`/`serve_forever()`. gevent: `DatagramServer(listener, handle)`.
+    ///
+    /// # Errors
+    /// An unparsable address or a stream socket as listener (see
+    /// [`DatagramServerBuilder::build`]).
     pub fn new(
+        listener: impl IntoListener,
+        handler: impl DatagramHandler,
+    ) -> Result<DatagramServer> {
+        DatagramServer::builder(listener, handler).build()
+    }
+
+    /// Start configuring a UDP server: spawn strategy, receive buffer, hooks, logger.
+    pub fn builder(
         listener: impl IntoListener,
         handler: impl DatagramHandler,
     ) -> DatagramServerBuilder {
@@ -136,4 +146,4 @@ impl DatagramServerBuilder {
     }
 }
 
-crate::base_server::server_wrapper!(DatagramServer);
+crate::server_methods::lifecycle_methods!(DatagramServer);

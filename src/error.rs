@@ -9,11 +9,16 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// `Result` with this crate's [`enum@Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Errors reported by the servers when they are configured, bound or started.
+/// Errors reported by the servers when they are configured, bound, started or served.
 ///
 /// Errors that happen while serving a connection never surface here: they reach the
 /// server's `handle_error` hook (gevent: `loop.handle_error`).
-#[derive(Debug)]
+///
+/// `Display` describes this level only; the cause (an `io::Error`, a TLS error) comes from
+/// [`source()`](std::error::Error::source), as error reporters expect. `Debug` prints the
+/// whole chain on one line, so `fn main() -> Result<(), may_gevent::Error>` ends with a
+/// readable message such as `Error: cannot listen on 127.0.0.1:8088: Address already in use
+/// (os error 98)`.
 #[non_exhaustive]
 pub enum Error {
     /// An address could not be parsed (gevent: `ValueError('Failed to parse address ...')`).
@@ -64,6 +69,45 @@ impl Error {
     pub fn is_addr_in_use(&self) -> bool {
         matches!(self, Error::Bind { source, .. } if source.kind() == io::ErrorKind::AddrInUse)
     }
+
+    /// True when binding failed for lack of permission (e.g. a port below 1024).
+    pub fn is_permission_denied(&self) -> bool {
+        self.io_error()
+            .is_some_and(|err| err.kind() == io::ErrorKind::PermissionDenied)
+    }
+
+    /// True when an operating-system call timed out.
+    pub fn is_timeout(&self) -> bool {
+        self.io_error().is_some_and(|err| {
+            matches!(
+                err.kind(),
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+            )
+        })
+    }
+
+    /// True for an address that could not be parsed.
+    pub fn is_invalid_address(&self) -> bool {
+        matches!(self, Error::InvalidAddress { .. })
+    }
+
+    /// True for a configuration that is not allowed.
+    pub fn is_invalid_config(&self) -> bool {
+        matches!(self, Error::InvalidConfig(_))
+    }
+
+    /// True for a TLS setup failure (certificate or key unreadable, invalid or mismatched).
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Error::Tls { .. })
+    }
+
+    /// The operating system's error behind this one, if any.
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match self {
+            Error::Bind { source, .. } | Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -73,11 +117,24 @@ impl fmt::Display for Error {
                 write!(f, "failed to parse address {input:?}: {reason}")
             }
             Error::InvalidConfig(msg) => write!(f, "invalid configuration: {msg}"),
-            Error::Bind { address, source } => write!(f, "cannot listen on {address}: {source}"),
-            Error::Tls { context, source } => write!(f, "tls setup failed for {context}: {source}"),
+            Error::Bind { address, .. } => write!(f, "cannot listen on {address}"),
+            Error::Tls { context, .. } => write!(f, "tls setup failed for {context}"),
             Error::State(msg) => write!(f, "{msg}"),
-            Error::Io { context, source } => write!(f, "{context}: {source}"),
+            Error::Io { context, .. } => write!(f, "{context}"),
         }
+    }
+}
+
+impl fmt::Debug for Error {
+    /// The message and its causes, `: `-separated (what `main` prints for an `Err`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")?;
+        let mut source = std::error::Error::source(self);
+        while let Some(err) = source {
+            write!(f, ": {err}")?;
+            source = err.source();
+        }
+        Ok(())
     }
 }
 
@@ -113,7 +170,7 @@ impl From<Error> for io::Error {
     fn from(err: Error) -> io::Error {
         match err {
             Error::Bind { source, .. } | Error::Io { source, .. } => source,
-            other => io::Error::other(other.to_string()),
+            other => io::Error::other(format!("{other:?}")),
         }
     }
 }

@@ -6,15 +6,16 @@
 //!
 //! | gevent / socketserver | may_gevent |
 //! |---|---|
-//! | `gevent.baseserver.BaseServer` | [`BaseServer`] (lifecycle every server shares) |
+//! | `gevent.baseserver.BaseServer` | the lifecycle methods every server has; [`ServerHandle`] |
 //! | `gevent.server.StreamServer` | [`StreamServer`] |
 //! | `gevent.server.DatagramServer` | [`DatagramServer`] |
 //! | `gevent.pool.Pool`, `Group` | [`Pool::new`], [`Pool::unbounded`] |
 //! | `spawn='default' / Pool / int / None` | [`Spawn`] |
 //! | `handle(socket, address)` | [`StreamHandler`] (closures too) |
-//! | `serve_forever`, `start`, `stop(timeout)`, `close` | same names on [`BaseServer`] |
+//! | `serve_forever`, `start`, `stop(timeout)`, `close` | same names on every server |
 //! | `verify_request`, `handle_error`, `service_actions`, `handle_timeout` | builder hooks |
-//! | `handle_request`, `shutdown`, `fileno`, `server_address` | same names on [`BaseServer`] |
+//! | `handle_request`, `shutdown`, `fileno`, `server_address` | same names on every server |
+//! | `gevent.signal_handler(SIGTERM, server.close)` | built into `serve_forever` (SIGINT, SIGTERM) |
 //! | `max_accept`, `min_delay`, `max_delay`, `stop_timeout`, `backlog` | builder settings |
 //!
 //! ## A stream server
@@ -25,12 +26,12 @@
 //!
 //! // gevent: server = StreamServer(('127.0.0.1', 16000), handle, spawn=Pool(10000))
 //! //         server.serve_forever()
-//! let server = StreamServer::new("127.0.0.1:16000", |mut sock: Stream, addr: Address| {
+//! let server = StreamServer::builder(("127.0.0.1", 16000), |mut sock: Stream, addr: Address| {
 //!     writeln!(sock, "Welcome to the echo server! {addr}")
 //! })
 //! .spawn(Pool::new(10_000))
 //! .build()?;
-//! server.serve_forever()?;
+//! server.serve_forever()?; // until Ctrl-C or SIGTERM, then a graceful stop
 //! # Ok::<(), may_gevent::Error>(())
 //! ```
 //!
@@ -40,7 +41,7 @@
 //!
 //! ## Stopping
 //!
-//! [`BaseServer::stop`]`(timeout)` works for every spawn strategy, in four steps:
+//! `stop(timeout)` (e.g. [`StreamServer::stop`]) works for every spawn strategy, in four steps:
 //!
 //! 1. close the listener: new connects are refused at once;
 //! 2. wait up to `timeout` (default `stop_timeout`, 1 s) for the running handlers to return;
@@ -55,15 +56,16 @@
 //! step 3 about 100 ms after the call; with 20 handlers asleep, step 4 cancels and unwinds
 //! all of them in a few milliseconds after the grace (about 350 ms after the call).
 //!
-//! Clone [`StreamServer::base`] to stop the server from another thread, for example one that
-//! waits for SIGTERM:
+//! `serve_forever` stops the server gracefully on SIGINT and SIGTERM by itself (turn that off
+//! with the builder's `handle_signals(false)`). To stop it from another thread or coroutine,
+//! take a [`ServerHandle`] ([`StreamServer::handle`]):
 //!
 //! ```
 //! use may_gevent::{Address, Stream, StreamServer};
 //!
-//! let server = StreamServer::new("127.0.0.1:0", |_s: Stream, _a: Address| {}).build()?;
+//! let server = StreamServer::new("127.0.0.1:0", |_s: Stream, _a: Address| {})?;
 //! server.start()?;
-//! let control = server.base();
+//! let control = server.handle();
 //! let thread = std::thread::spawn(move || control.stop(None));
 //! server.serve_forever()?; // returns once the other thread has stopped the server
 //! // (also if it stopped it before serve_forever began: a closed server is not restarted)
@@ -155,7 +157,7 @@
 //! let server = WsgiServer::builder("127.0.0.1:0", application).access_log(None).build()?;
 //! server.start()?; // serve_forever() in a real program
 //!
-//! let mut client = std::net::TcpStream::connect(server.address().unwrap().as_inet().unwrap())?;
+//! let mut client = std::net::TcpStream::connect(server.local_addr().unwrap())?;
 //! client.write_all(b"GET /missing HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
 //! let mut reply = String::new();
 //! client.read_to_string(&mut reply)?;
@@ -198,6 +200,15 @@
 //! (`may::coroutine::sleep`, `may::sync`), not `std::thread::sleep` or std mutexes that
 //! block a whole worker thread.
 
+// Cancelling a coroutine (what `stop()` and `Pool::kill` do last) unwinds its stack; with
+// `panic = "abort"` the first cancel would abort the whole process.
+#[cfg(panic = "abort")]
+compile_error!(
+    "may_gevent needs `panic = \"unwind\"`: stop() and Pool::kill cancel coroutines by \
+     unwinding their stacks, which `panic = \"abort\"` turns into a process abort. \
+     Remove `panic = \"abort\"` from the profile."
+);
+
 pub use may;
 pub use slog;
 
@@ -208,11 +219,14 @@ mod base_server;
 mod datagram_server;
 mod datagram_socket;
 mod error;
+mod handle;
 mod handler;
 mod log;
 mod pool;
 pub mod pywsgi;
 mod registry;
+mod server_methods;
+mod signals;
 mod socket;
 mod spawn;
 mod stream;
@@ -222,12 +236,11 @@ mod tls;
 
 pub use address::{parse_address, Address};
 pub use backoff::{MAX_DELAY, MIN_DELAY};
-pub use base_server::{
-    BaseServer, KILL_TIMEOUT, MAX_ACCEPT, POLL_INTERVAL, STOP_GRACE, STOP_TIMEOUT,
-};
+pub use base_server::{KILL_TIMEOUT, MAX_ACCEPT, POLL_INTERVAL, STOP_GRACE, STOP_TIMEOUT};
 pub use datagram_server::{DatagramServer, DatagramServerBuilder};
 pub use datagram_socket::{DatagramSocket, DATAGRAM_SIZE, RECV_BUFFER_SIZE};
 pub use error::{BoxError, Error, Result};
+pub use handle::ServerHandle;
 pub use handler::{DatagramHandler, HandlerError, HandlerResult, IntoHandlerResult, StreamHandler};
 pub use log::{default_logger, discard_logger, StderrDrain};
 pub use pool::Pool;

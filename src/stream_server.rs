@@ -12,16 +12,17 @@ use crate::socket::IntoListener;
 /// in its own coroutine, as a [`Stream`](crate::Stream) and the peer's
 /// [`Address`](crate::Address). gevent: `gevent.server.StreamServer`.
 ///
-/// Every lifecycle method (`start`, `serve_forever`, `stop`, `close`, `address`, ...) comes
-/// from [`BaseServer`], which this type dereferences to. Dropping a started server stops it
-/// (gevent's context manager).
+/// [`StreamServer::new`] gives a server with gevent's defaults; [`StreamServer::builder`] sets
+/// the spawn strategy, backlog, hooks, TLS and the rest. Dropping a started server stops it
+/// (gevent's context manager); [`handle`](Self::handle) gives a [`ServerHandle`](crate::ServerHandle)
+/// to stop it from elsewhere.
 ///
 /// ```
 /// use may_gevent::{Address, Pool, Stream, StreamServer};
 /// use std::io::{BufRead, BufReader, Write};
 ///
 /// // gevent: StreamServer(('127.0.0.1', 0), echo, spawn=Pool(100))
-/// let server = StreamServer::new("127.0.0.1:0", |sock: Stream, _addr: Address| {
+/// let server = StreamServer::builder(("127.0.0.1", 0), |sock: Stream, _addr: Address| {
 ///     let mut reader = BufReader::new(sock.try_clone()?);
 ///     let mut writer = sock;
 ///     let mut line = String::new();
@@ -35,7 +36,7 @@ use crate::socket::IntoListener;
 /// .build()?;
 /// server.start()?;
 ///
-/// let addr = server.address().unwrap().as_inet().unwrap();
+/// let addr = server.local_addr().unwrap();
 /// let mut client = std::net::TcpStream::connect(addr)?;
 /// client.write_all(b"hello\n")?;
 /// let mut reply = String::new();
@@ -49,7 +50,7 @@ pub struct StreamServer {
     base: BaseServer,
 }
 
-/// Builder for a [`StreamServer`], from [`StreamServer::new`].
+/// Builder for a [`StreamServer`], from [`StreamServer::builder`].
 #[must_use = "a builder does nothing until .build()"]
 pub struct StreamServerBuilder {
     common: Common,
@@ -67,12 +68,23 @@ impl fmt::Debug for StreamServerBuilder {
 }
 
 impl StreamServer {
-    /// Start building a server that listens on `listener` (an address such as
-    /// `"127.0.0.1:16000"` or an already bound socket, see [`IntoListener`]) and serves every
-    /// connection with `handler`. Nothing is bound until `start()`.
-    /// gevent: `StreamServer(listener, handle)`.
-    #[allow(clippy::new_ret_no_self)] // gevent's constructor name; returns the builder
-    pub fn new(listener: impl IntoListener, handler: impl StreamHandler) -> StreamServerBuilder {
+    /// A server that listens on `listener` (an address such as `("127.0.0.1", 16000)`,
+    /// `"127.0.0.1:16000"`, `16000`, or an already bound socket, see [`IntoListener`]) and
+    /// serves every connection with `handler`, with gevent's defaults. Nothing is bound until
+    /// `start()`/`serve_forever()`. gevent: `StreamServer(listener, handle)`.
+    ///
+    /// # Errors
+    /// An unparsable address or an unusable socket (see [`StreamServerBuilder::build`]).
+    pub fn new(listener: impl IntoListener, handler: impl StreamHandler) -> Result<StreamServer> {
+        StreamServer::builder(listener, handler).build()
+    }
+
+    /// Start configuring a server: spawn strategy, backlog, hooks, timeouts, TLS, logger.
+    /// gevent: the keyword arguments of `StreamServer(listener, handle, ...)`.
+    pub fn builder(
+        listener: impl IntoListener,
+        handler: impl StreamHandler,
+    ) -> StreamServerBuilder {
         StreamServerBuilder {
             common: Common::new(listener),
             handler: Arc::new(handler),
@@ -120,4 +132,4 @@ impl StreamServerBuilder {
     }
 }
 
-crate::base_server::server_wrapper!(StreamServer);
+crate::server_methods::lifecycle_methods!(StreamServer);

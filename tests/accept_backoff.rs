@@ -154,7 +154,7 @@ impl slog::Drain for Pauses {
 #[test]
 fn emfile_pauses_accepting_without_spinning_and_recovers() {
     let pauses = Pauses::default();
-    let server = StreamServer::new("127.0.0.1:0", |mut s: Stream, _a: Address| {
+    let server = StreamServer::builder("127.0.0.1:0", |mut s: Stream, _a: Address| {
         s.write_all(b"ok")
     })
     .min_delay(Duration::from_millis(10))

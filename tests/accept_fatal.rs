@@ -31,7 +31,7 @@ fn a_broken_listener_closes_the_server_and_serve_forever_returns_the_error() {
     let (tx, records) = mpsc::channel();
     let logger = slog::Logger::root(slog::Drain::fuse(Records(Mutex::new(tx))), slog::o!());
     let server = Arc::new(
-        StreamServer::new("127.0.0.1:0", |_s: Stream, _a: Address| {})
+        StreamServer::builder("127.0.0.1:0", |_s: Stream, _a: Address| {})
             .logger(logger)
             .build()
             .unwrap(),

@@ -148,7 +148,7 @@ fn stream_server(spawn: Spawn, n: usize, how: Blocked) {
     let (started_tx, started) = mpsc::channel();
     let next = Arc::new(AtomicUsize::new(0));
     let w = world.clone();
-    let server = StreamServer::new("127.0.0.1:0", move |mut stream: Stream, _: Address| {
+    let server = StreamServer::builder("127.0.0.1:0", move |mut stream: Stream, _: Address| {
         let _guard = w.guard(next.fetch_add(1, Ordering::SeqCst));
         started_tx.send(()).unwrap();
         block(how, &mut stream);

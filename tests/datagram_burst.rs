@@ -17,7 +17,7 @@ fn received(data: Vec<u8>, addr: SocketAddr, sock: &DatagramSocket) -> std::io::
 }
 
 fn burst(spawn: Spawn) {
-    let server = DatagramServer::new("127.0.0.1:0", received)
+    let server = DatagramServer::builder("127.0.0.1:0", received)
         .spawn(spawn)
         .build()
         .unwrap();
@@ -50,7 +50,7 @@ fn a_burst_from_ten_clients_is_answered_whole_inline_spawn() {
 #[test]
 fn the_server_asks_for_a_larger_receive_buffer_than_the_kernel_default() {
     assert_eq!(RECV_BUFFER_SIZE, 1 << 20);
-    let server = DatagramServer::new("127.0.0.1:0", received)
+    let server = DatagramServer::builder("127.0.0.1:0", received)
         .build()
         .unwrap();
     server.init_socket().unwrap();
@@ -66,10 +66,10 @@ fn the_server_asks_for_a_larger_receive_buffer_than_the_kernel_default() {
 
     // A socket passed in keeps its own size unless the builder sets one.
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let server = DatagramServer::new(sock, received).build().unwrap();
+    let server = DatagramServer::builder(sock, received).build().unwrap();
     assert_eq!(server.recv_buffer_size(), Some(default));
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let server = DatagramServer::new(sock, received)
+    let server = DatagramServer::builder(sock, received)
         .recv_buffer_size(64 * 1024)
         .build()
         .unwrap();
@@ -119,7 +119,7 @@ fn datagrams_dropped_by_a_saturated_receiver_are_counted_and_logged() {
     let gate = release.clone();
     // One slot, and a tiny receive buffer: while the first handler is held, the server reads
     // nothing and the kernel can keep only a few datagrams.
-    let server = DatagramServer::new(
+    let server = DatagramServer::builder(
         "127.0.0.1:0",
         move |data: Vec<u8>, addr: SocketAddr, sock: &DatagramSocket| {
             let _ = started_tx.lock().unwrap().send(());
@@ -168,7 +168,7 @@ fn a_datagram_longer_than_max_datagram_size_is_truncated_visibly() {
     let (logger, records) = recording_logger();
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
-    let server = DatagramServer::new(
+    let server = DatagramServer::builder(
         "127.0.0.1:0",
         move |data: Vec<u8>, _addr: SocketAddr, _sock: &DatagramSocket| {
             tx.lock().unwrap().send(data).unwrap();

@@ -37,7 +37,7 @@ fn echo(data: Vec<u8>, addr: SocketAddr, sock: &DatagramSocket) -> std::io::Resu
 }
 
 fn run_echo(spawn: Spawn) {
-    let server = DatagramServer::new("127.0.0.1:0", echo)
+    let server = DatagramServer::builder("127.0.0.1:0", echo)
         .spawn(spawn)
         .build()
         .unwrap();
@@ -72,7 +72,7 @@ fn udp_echo_inline_spawn() {
 fn a_20000_byte_datagram_arrives_whole() {
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
-    let server = DatagramServer::new(
+    let server = DatagramServer::builder(
         "127.0.0.1:0",
         move |data: Vec<u8>, addr: SocketAddr, sock: &DatagramSocket| {
             tx.lock().unwrap().send(data.clone()).unwrap();
@@ -99,7 +99,7 @@ fn many_handlers_send_concurrently() {
     const N: usize = 50;
     let running = Arc::new(AtomicUsize::new(0));
     let all_in = Arc::new(SyncFlag::new());
-    let server = DatagramServer::new(
+    let server = DatagramServer::builder(
         "127.0.0.1:0",
         move |data: Vec<u8>, addr: SocketAddr, sock: &DatagramSocket| {
             if running.fetch_add(1, Ordering::SeqCst) + 1 == N {
@@ -137,7 +137,7 @@ fn many_handlers_send_concurrently() {
 fn bound_udp_socket_and_stream_socket_mismatch() {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = sock.local_addr().unwrap();
-    let server = DatagramServer::new(sock, echo).build().unwrap();
+    let server = DatagramServer::builder(sock, echo).build().unwrap();
     server.start().unwrap();
     assert_eq!(inet(&server), addr);
     let c = client();
@@ -147,12 +147,12 @@ fn bound_udp_socket_and_stream_socket_mismatch() {
     assert_eq!(&buf[..n], b"pre-bound");
 
     let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    assert!(DatagramServer::new(tcp, echo).build().is_err());
+    assert!(DatagramServer::builder(tcp, echo).build().is_err());
 }
 
 #[test]
 fn handle_request_receives_one_datagram() {
-    let server = DatagramServer::new("127.0.0.1:0", echo)
+    let server = DatagramServer::builder("127.0.0.1:0", echo)
         .timeout(Duration::from_millis(50))
         .build()
         .unwrap();
@@ -171,7 +171,7 @@ fn a_65507_byte_datagram_is_received_whole_and_echoed() {
     // 65 507 bytes is the largest UDP payload over IPv4; the default buffer takes it whole.
     assert_eq!(DATAGRAM_SIZE, 65_535);
     let (tx, rx) = mpsc::channel();
-    let server = DatagramServer::new(
+    let server = DatagramServer::builder(
         "127.0.0.1:0",
         move |data: Vec<u8>, addr: SocketAddr, sock: &DatagramSocket| {
             tx.send(data.len()).unwrap();
@@ -200,7 +200,7 @@ fn stop_cancels_a_handler_still_running_after_the_timeout() {
     let finished = Arc::new(AtomicBool::new(false));
     let never = Arc::new(SyncFlag::new());
     let done = finished.clone();
-    let server = DatagramServer::new(
+    let server = DatagramServer::builder(
         "127.0.0.1:0",
         move |_data: Vec<u8>, _addr: SocketAddr, _sock: &DatagramSocket| {
             let _guard = DropGuard(dropped_tx.clone());
@@ -244,7 +244,7 @@ fn a_full_pool_pauses_receiving_until_its_handler_finishes() {
     let (events_tx, events) = mpsc::channel::<String>();
     let release = Arc::new(SyncFlag::new());
     let rel = release.clone();
-    let server = DatagramServer::new(
+    let server = DatagramServer::builder(
         "127.0.0.1:0",
         move |data: Vec<u8>, addr: SocketAddr, sock: &DatagramSocket| -> io::Result<()> {
             let name = String::from_utf8(data).unwrap();
@@ -302,7 +302,7 @@ fn verify_request_false_drops_the_datagram_unhandled() {
     let (verify_tx, verified) = mpsc::channel::<SocketAddr>();
     let (handled_tx, handled) = mpsc::channel::<Vec<u8>>();
     // Inline: each datagram is verified and handled before the next one is received.
-    let server = DatagramServer::new(
+    let server = DatagramServer::builder(
         "127.0.0.1:0",
         move |data: Vec<u8>, addr: SocketAddr, sock: &DatagramSocket| {
             handled_tx.send(data.clone()).unwrap();
@@ -345,7 +345,7 @@ fn verify_request_false_drops_the_datagram_unhandled() {
 #[test]
 fn handle_error_gets_handler_errors_and_panics_and_the_server_keeps_serving() {
     let (errors_tx, errors) = mpsc::channel::<(String, bool, SocketAddr)>();
-    let server = DatagramServer::new(
+    let server = DatagramServer::builder(
         "127.0.0.1:0",
         |data: Vec<u8>, addr: SocketAddr, sock: &DatagramSocket| -> io::Result<()> {
             match &data[..] {

@@ -106,7 +106,7 @@ fn udp_server_replies_received_n_bytes() {
 #[test]
 fn udp_client_sends_and_prints_the_reply() {
     // gevent's test runs a DatagramServer in the test and points the client at it.
-    let server = may_gevent::DatagramServer::new(
+    let server = may_gevent::DatagramServer::builder(
         "127.0.0.1:0",
         |data: Vec<u8>, addr: SocketAddr, sock: &may_gevent::DatagramSocket| {
             let mut reply = b"reply: ".to_vec();
@@ -166,7 +166,7 @@ fn udp_server_answers_a_burst_from_ten_clients() {
 
 #[test]
 fn portforwarder_forwards_and_drains_after_sigterm() {
-    let backend = StreamServer::new("127.0.0.1:0", |s: Stream, _a: Address| {
+    let backend = StreamServer::builder("127.0.0.1:0", |s: Stream, _a: Address| {
         let mut reader = BufReader::new(s.try_clone()?);
         let mut writer = s;
         let mut line = String::new();

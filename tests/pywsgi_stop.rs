@@ -60,7 +60,7 @@ fn stop_lets_a_request_in_flight_finish_with_connection_close() {
     let mut client = server.client();
     client.send(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n");
     rx.recv_timeout(support::CLIENT_TIMEOUT).unwrap();
-    let control = server.server.base();
+    let control = server.server.handle();
     let stopper = std::thread::spawn(move || {
         let begin = Instant::now();
         // Far beyond the bound below: stop returns when the request has finished.

@@ -53,7 +53,7 @@ macro_rules! spawn_suite {
                 // A port held for this test: refused while the server does not listen.
                 let reserved = ReservedPort::new();
                 let (addr, port) = (reserved.addr, reserved.port());
-                let server = StreamServer::new(addr, ping_handler)
+                let server = StreamServer::builder(addr, ping_handler)
                     .spawn(spawn())
                     .build()
                     .unwrap();
@@ -71,7 +71,7 @@ macro_rules! spawn_suite {
 
             #[test]
             fn handler_return_closes_the_connection() {
-                let server = StreamServer::new("127.0.0.1:0", |_s: Stream, _a: Address| {})
+                let server = StreamServer::builder("127.0.0.1:0", |_s: Stream, _a: Address| {})
                     .spawn(spawn())
                     .build()
                     .unwrap();
@@ -84,7 +84,7 @@ macro_rules! spawn_suite {
             fn panic_and_error_reach_handle_error_and_server_keeps_serving() {
                 let (tx, rx) = mpsc::channel::<String>();
                 let tx = Mutex::new(tx);
-                let server = StreamServer::new("127.0.0.1:0", ping_handler)
+                let server = StreamServer::builder("127.0.0.1:0", ping_handler)
                     .spawn(spawn())
                     .handle_error(move |err: &HandlerError, _addr: &Address| {
                         let kind = match err {
@@ -108,20 +108,21 @@ macro_rules! spawn_suite {
             fn stop_shuts_down_a_handler_blocked_in_read_after_the_timeout() {
                 let (tx, rx) = mpsc::channel();
                 let tx = Mutex::new(tx);
-                let server = StreamServer::new("127.0.0.1:0", move |mut s: Stream, _a: Address| {
-                    let sender = tx.lock().unwrap().clone();
-                    let _guard = DropSignal(sender.clone());
-                    sender.send("started").unwrap();
-                    let mut buf = [0u8; 1];
-                    // the client never sends: only stop()'s shutdown ends this read
-                    let n = s
-                        .read(&mut buf)
-                        .expect("a shut-down socket reads end-of-file");
-                    let _ = sender.send(if n == 0 { "read eof" } else { "read data" });
-                })
-                .spawn(spawn())
-                .build()
-                .unwrap();
+                let server =
+                    StreamServer::builder("127.0.0.1:0", move |mut s: Stream, _a: Address| {
+                        let sender = tx.lock().unwrap().clone();
+                        let _guard = DropSignal(sender.clone());
+                        sender.send("started").unwrap();
+                        let mut buf = [0u8; 1];
+                        // the client never sends: only stop()'s shutdown ends this read
+                        let n = s
+                            .read(&mut buf)
+                            .expect("a shut-down socket reads end-of-file");
+                        let _ = sender.send(if n == 0 { "read eof" } else { "read data" });
+                    })
+                    .spawn(spawn())
+                    .build()
+                    .unwrap();
                 server.start().unwrap();
                 let mut client = connect(inet(&server));
                 assert_eq!(rx.recv_timeout(WAIT).unwrap(), "started");
@@ -148,16 +149,17 @@ macro_rules! spawn_suite {
             fn stop_cancels_a_handler_blocked_elsewhere_after_the_grace() {
                 let (tx, rx) = mpsc::channel();
                 let tx = Mutex::new(tx);
-                let server = StreamServer::new("127.0.0.1:0", move |_s: Stream, _a: Address| {
-                    let sender = tx.lock().unwrap().clone();
-                    let _guard = DropSignal(sender.clone());
-                    sender.send("started").unwrap();
-                    may::coroutine::sleep(Duration::from_secs(60)); // no socket to shut down
-                    let _ = sender.send("sleep returned");
-                })
-                .spawn(spawn())
-                .build()
-                .unwrap();
+                let server =
+                    StreamServer::builder("127.0.0.1:0", move |_s: Stream, _a: Address| {
+                        let sender = tx.lock().unwrap().clone();
+                        let _guard = DropSignal(sender.clone());
+                        sender.send("started").unwrap();
+                        may::coroutine::sleep(Duration::from_secs(60)); // no socket to shut down
+                        let _ = sender.send("sleep returned");
+                    })
+                    .spawn(spawn())
+                    .build()
+                    .unwrap();
                 server.start().unwrap();
                 let mut client = connect(inet(&server));
                 assert_eq!(rx.recv_timeout(WAIT).unwrap(), "started");
@@ -182,16 +184,17 @@ macro_rules! spawn_suite {
             fn stop_lets_a_quick_handler_finish() {
                 let (tx, rx) = mpsc::channel();
                 let tx = Mutex::new(tx);
-                let server = StreamServer::new("127.0.0.1:0", move |mut s: Stream, _a: Address| {
-                    let mut buf = [0u8; 1];
-                    s.read_exact(&mut buf)?;
-                    tx.lock().unwrap().send(()).unwrap();
-                    may::coroutine::sleep(Duration::from_millis(100));
-                    s.write_all(b"done")
-                })
-                .spawn(spawn())
-                .build()
-                .unwrap();
+                let server =
+                    StreamServer::builder("127.0.0.1:0", move |mut s: Stream, _a: Address| {
+                        let mut buf = [0u8; 1];
+                        s.read_exact(&mut buf)?;
+                        tx.lock().unwrap().send(()).unwrap();
+                        may::coroutine::sleep(Duration::from_millis(100));
+                        s.write_all(b"done")
+                    })
+                    .spawn(spawn())
+                    .build()
+                    .unwrap();
                 server.start().unwrap();
                 let mut client = connect(inet(&server));
                 client.write_all(b"x").unwrap();
@@ -207,14 +210,15 @@ macro_rules! spawn_suite {
             fn verify_request_false_closes_without_handling() {
                 let handled = Arc::new(AtomicUsize::new(0));
                 let seen = handled.clone();
-                let server = StreamServer::new("127.0.0.1:0", move |mut s: Stream, _a: Address| {
-                    seen.fetch_add(1, Ordering::SeqCst);
-                    s.write_all(b"hello")
-                })
-                .spawn(spawn())
-                .verify_request(|addr: &Address| addr.port() == Some(1))
-                .build()
-                .unwrap();
+                let server =
+                    StreamServer::builder("127.0.0.1:0", move |mut s: Stream, _a: Address| {
+                        seen.fetch_add(1, Ordering::SeqCst);
+                        s.write_all(b"hello")
+                    })
+                    .spawn(spawn())
+                    .verify_request(|addr: &Address| addr.port() == Some(1))
+                    .build()
+                    .unwrap();
                 server.start().unwrap();
                 assert_eq!(exchange(inet(&server), b""), b"");
                 assert_eq!(handled.load(Ordering::SeqCst), 0);
@@ -223,18 +227,20 @@ macro_rules! spawn_suite {
             #[test]
             fn serve_forever_returns_when_stopped_from_another_thread() {
                 let reserved = ReservedPort::new();
-                let server = StreamServer::new(reserved.addr, ping_handler)
-                    .spawn(spawn())
-                    .build()
-                    .unwrap();
+                let server = Arc::new(
+                    StreamServer::builder(reserved.addr, ping_handler)
+                        .spawn(spawn())
+                        .build()
+                        .unwrap(),
+                );
                 server.init_socket().unwrap();
                 let addr = inet(&server);
-                let control = server.base();
+                let control = server.handle();
                 let stopper = std::thread::spawn(move || {
                     assert_eq!(ping(addr), b"PONG\n");
                     control.stop(None);
                 });
-                let serving = server.base();
+                let serving = server.clone();
                 within("serve_forever", WAIT * 2, move || serving.serve_forever()).unwrap();
                 join_within("the stopper", WAIT, stopper);
                 assert!(!server.started());
@@ -253,7 +259,7 @@ fn a_full_pool_accepts_nothing_until_a_slot_frees() {
     let pool = Pool::new(1);
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
-    let server = StreamServer::new("127.0.0.1:0", move |s: Stream, _a: Address| {
+    let server = StreamServer::builder("127.0.0.1:0", move |s: Stream, _a: Address| {
         tx.lock().unwrap().send(()).unwrap();
         ping_handler(s, _a)
     })
@@ -284,7 +290,9 @@ fn a_full_pool_accepts_nothing_until_a_slot_frees() {
 fn pre_bound_socket_queues_until_start() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = StreamServer::new(listener, ping_handler).build().unwrap();
+    let server = StreamServer::builder(listener, ping_handler)
+        .build()
+        .unwrap();
     assert!(!server.closed());
     assert_eq!(inet(&server), addr);
     let mut client = connect(addr);
@@ -304,12 +312,12 @@ fn socket2_and_may_listeners_are_accepted() {
             .into(),
     )
     .unwrap(); // bound, not listening: the server calls listen()
-    let server = StreamServer::new(sock, ping_handler).build().unwrap();
+    let server = StreamServer::builder(sock, ping_handler).build().unwrap();
     server.start().unwrap();
     assert_eq!(ping(inet(&server)), b"PONG\n");
 
     let may_listener = may_gevent::may::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let server = StreamServer::new(may_listener, ping_handler)
+    let server = StreamServer::builder(may_listener, ping_handler)
         .build()
         .unwrap();
     server.start().unwrap();
@@ -318,7 +326,7 @@ fn socket2_and_may_listeners_are_accepted() {
 
 #[test]
 fn stop_accepting_queues_and_start_accepting_resumes() {
-    let server = StreamServer::new("127.0.0.1:0", ping_handler)
+    let server = StreamServer::builder("127.0.0.1:0", ping_handler)
         .build()
         .unwrap();
     server.start().unwrap();
@@ -335,7 +343,7 @@ fn stop_accepting_queues_and_start_accepting_resumes() {
 #[test]
 fn backlog_with_a_socket_is_an_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let err = StreamServer::new(listener, ping_handler)
+    let err = StreamServer::builder(listener, ping_handler)
         .backlog(5)
         .build()
         .unwrap_err();
@@ -345,7 +353,7 @@ fn backlog_with_a_socket_is_an_error() {
 
 #[test]
 fn max_accept_zero_is_an_error() {
-    let err = StreamServer::new("127.0.0.1:0", ping_handler)
+    let err = StreamServer::builder("127.0.0.1:0", ping_handler)
         .max_accept(0)
         .build()
         .unwrap_err();
@@ -356,7 +364,7 @@ fn max_accept_zero_is_an_error() {
 fn a_port_in_use_is_a_clear_error_naming_the_address() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
-    let server = StreamServer::new(addr, ping_handler).build().unwrap();
+    let server = StreamServer::builder(addr, ping_handler).build().unwrap();
     let err = server.start().unwrap_err();
     assert!(err.is_addr_in_use(), "{err}");
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
@@ -364,7 +372,7 @@ fn a_port_in_use_is_a_clear_error_naming_the_address() {
 }
 
 #[test]
-fn address_forms_bind_where_gevent_binds() {
+fn address_forms_bind_where_gevent_binds_and_show_before_binding() {
     // Wildcard forms resolve as gevent's do (tests bind loopback only).
     for (form, want) in [
         (":8080", "0.0.0.0:8080"),
@@ -378,11 +386,11 @@ fn address_forms_bind_where_gevent_binds() {
     type Make = Box<dyn Fn() -> may_gevent::StreamServerBuilder>;
     let loopback: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
     let cases: Vec<Make> = vec![
-        Box::new(|| StreamServer::new("127.0.0.1:0", ping_handler)),
-        Box::new(|| StreamServer::new(String::from("127.0.0.1:0"), ping_handler)),
-        Box::new(|| StreamServer::new(("127.0.0.1", 0), ping_handler)),
-        Box::new(move || StreamServer::new(loopback, ping_handler)),
-        Box::new(|| StreamServer::new((std::net::Ipv4Addr::LOCALHOST, 0), ping_handler)),
+        Box::new(|| StreamServer::builder("127.0.0.1:0", ping_handler)),
+        Box::new(|| StreamServer::builder(String::from("127.0.0.1:0"), ping_handler)),
+        Box::new(|| StreamServer::builder(("127.0.0.1", 0), ping_handler)),
+        Box::new(move || StreamServer::builder(loopback, ping_handler)),
+        Box::new(|| StreamServer::builder((std::net::Ipv4Addr::LOCALHOST, 0), ping_handler)),
     ];
     for make in cases {
         let server = make().build().unwrap();
@@ -393,8 +401,38 @@ fn address_forms_bind_where_gevent_binds() {
         assert_eq!(ping(([127, 0, 0, 1], port).into()), b"PONG\n");
         server.stop(None);
     }
+    // The forms a porter types, as gevent's `server.address` shows them before binding.
+    let configured = |server: StreamServer| server.address().unwrap().to_string();
+    assert_eq!(
+        configured(StreamServer::new(("127.0.0.1", 8088), ping_handler).unwrap()),
+        "127.0.0.1:8088"
+    );
+    assert_eq!(
+        configured(StreamServer::new(("", 8088), ping_handler).unwrap()),
+        "[::]:8088"
+    );
+    assert_eq!(
+        configured(StreamServer::new(8088, ping_handler).unwrap()),
+        "[::]:8088"
+    );
+    assert_eq!(
+        configured(StreamServer::new(":8088", ping_handler).unwrap()),
+        "0.0.0.0:8088"
+    );
+    let server = StreamServer::new(("127.0.0.1", 0), ping_handler).unwrap();
+    assert_eq!(server.local_addr(), Some("127.0.0.1:0".parse().unwrap()));
+    assert!(server.closed(), "nothing is bound before start()");
+    server.start().unwrap();
+    assert_ne!(
+        server.local_addr().unwrap().port(),
+        0,
+        "the real port once bound"
+    );
+    server.stop(None);
     for bad in ["127.0.0.1:99999", "nonsense", "[::1]80"] {
-        let err = StreamServer::new(bad, ping_handler).build().unwrap_err();
+        let err = StreamServer::builder(bad, ping_handler)
+            .build()
+            .unwrap_err();
         assert!(err.to_string().contains(bad), "{err}");
     }
 }
@@ -404,7 +442,7 @@ fn handle_request_handles_one_connection_or_times_out() {
     const TIMEOUT: Duration = Duration::from_millis(100);
     let timeouts = Arc::new(AtomicUsize::new(0));
     let seen = timeouts.clone();
-    let server = StreamServer::new("127.0.0.1:0", ping_handler)
+    let server = StreamServer::builder("127.0.0.1:0", ping_handler)
         .timeout(TIMEOUT)
         .handle_timeout(move || {
             seen.fetch_add(1, Ordering::SeqCst);
@@ -442,7 +480,7 @@ fn handle_request_handles_one_connection_or_times_out() {
 fn handle_request_never_drops_a_connection_accepted_as_the_timeout_passes() {
     // A timeout so short that the accept often completes just after it: such a connection
     // must be handled (true), never closed unhandled.
-    let server = StreamServer::new("127.0.0.1:0", ping_handler)
+    let server = StreamServer::builder("127.0.0.1:0", ping_handler)
         .timeout(Duration::from_micros(300))
         .build()
         .unwrap();
@@ -462,13 +500,15 @@ fn handle_request_never_drops_a_connection_accepted_as_the_timeout_passes() {
 #[test]
 fn serve_forever_does_not_restart_a_server_closed_after_start() {
     let reserved = ReservedPort::new();
-    let server = StreamServer::new(reserved.addr, ping_handler)
-        .build()
-        .unwrap();
+    let server = Arc::new(
+        StreamServer::builder(reserved.addr, ping_handler)
+            .build()
+            .unwrap(),
+    );
     server.start().unwrap();
     let addr = inet(&server);
-    server.base().close();
-    let serving = server.base();
+    server.close();
+    let serving = server.clone();
     within("serve_forever", WAIT, move || serving.serve_forever()).unwrap(); // returns at once
     assert!(!server.started());
     assert_connection_refused(addr);
@@ -481,21 +521,23 @@ fn serve_forever_does_not_restart_a_server_closed_after_start() {
 fn service_actions_run_while_serving_forever() {
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
-    let server = StreamServer::new("127.0.0.1:0", ping_handler)
-        .poll_interval(Duration::from_millis(10))
-        .service_actions(move || {
-            let _ = tx.lock().unwrap().send(());
-        })
-        .build()
-        .unwrap();
-    let control = server.base();
+    let server = Arc::new(
+        StreamServer::builder("127.0.0.1:0", ping_handler)
+            .poll_interval(Duration::from_millis(10))
+            .service_actions(move || {
+                let _ = tx.lock().unwrap().send(());
+            })
+            .build()
+            .unwrap(),
+    );
+    let control = server.handle();
     let waiter = std::thread::spawn(move || {
         for _ in 0..3 {
             rx.recv_timeout(WAIT).unwrap();
         }
         control.shutdown();
     });
-    let serving = server.base();
+    let serving = server.clone();
     within("serve_forever", WAIT * 2, move || serving.serve_forever()).unwrap();
     join_within("the waiter", WAIT, waiter);
     assert!(!server.started());
@@ -504,7 +546,7 @@ fn service_actions_run_while_serving_forever() {
 #[test]
 fn dropping_a_started_server_stops_it() {
     let reserved = ReservedPort::new();
-    let server = StreamServer::new(reserved.addr, ping_handler)
+    let server = StreamServer::builder(reserved.addr, ping_handler)
         .build()
         .unwrap();
     server.start().unwrap();
@@ -516,7 +558,7 @@ fn dropping_a_started_server_stops_it() {
 
 #[test]
 fn set_handle_replaces_the_handler_before_start() {
-    let server = StreamServer::new("127.0.0.1:0", ping_handler)
+    let server = StreamServer::builder("127.0.0.1:0", ping_handler)
         .build()
         .unwrap();
     server
@@ -534,7 +576,7 @@ fn unix_stream_listener() {
     let path = dir.join("server.sock");
     let _ = std::fs::remove_file(&path);
     let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
-    let server = StreamServer::new(listener, |mut s: Stream, addr: Address| {
+    let server = StreamServer::builder(listener, |mut s: Stream, addr: Address| {
         assert!(matches!(addr, Address::Unix(_)));
         s.write_all(b"unix hello")
     })
@@ -555,7 +597,7 @@ fn unix_stream_listener() {
 fn stream_exposes_peer_address_and_timeouts() {
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
-    let server = StreamServer::new("127.0.0.1:0", move |mut s: Stream, addr: Address| {
+    let server = StreamServer::builder("127.0.0.1:0", move |mut s: Stream, addr: Address| {
         assert_eq!(s.peer_addr().unwrap(), addr);
         s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
         let mut buf = [0u8; 1];
@@ -592,7 +634,7 @@ fn a_client_that_disconnects_is_a_debug_record_and_a_real_error_an_error_record(
     let (tx, records) = mpsc::channel();
     let logger = slog::Logger::root(slog::Drain::fuse(Records(Mutex::new(tx))), slog::o!());
     // Writes until the client is gone (EPIPE / ECONNRESET), unless asked to fail.
-    let server = StreamServer::new("127.0.0.1:0", |mut s: Stream, _a: Address| {
+    let server = StreamServer::builder("127.0.0.1:0", |mut s: Stream, _a: Address| {
         let mut first = [0u8; 1];
         s.read_exact(&mut first)?;
         if first[0] == b'f' {

@@ -198,7 +198,7 @@ fn parse_access_line(line: &str) -> (String, u16, u64) {
 
 #[test]
 fn wsgiserver_hello_world_not_found_and_keep_alive() {
-    let ex = Example::start("wsgiserver", &["0"]);
+    let ex = Example::start("wsgiserver_bench", &["0"]);
     let addr = ex.addr();
     let mut client = client(addr);
     assert_hello(&client.get("/"));
@@ -211,7 +211,7 @@ fn wsgiserver_hello_world_not_found_and_keep_alive() {
 
 #[test]
 fn wsgiserver_writes_gevent_access_log_lines_to_stderr() {
-    let ex = Example::start("wsgiserver", &["0"]);
+    let ex = Example::start("wsgiserver_bench", &["0"]);
     let addr = ex.addr();
     let mut stream = connect(addr);
     stream
@@ -238,7 +238,7 @@ fn wsgiserver_writes_gevent_access_log_lines_to_stderr() {
 
 #[test]
 fn wsgiserver_no_log_writes_no_access_line() {
-    let mut ex = Example::start("wsgiserver", &["0", "--no-log"]);
+    let mut ex = Example::start("wsgiserver_bench", &["0", "--no-log"]);
     let addr = ex.addr();
     assert_hello(&get(addr, "/"));
     assert_not_found(&get(addr, "/xxx"));
@@ -254,7 +254,7 @@ fn wsgiserver_no_log_writes_no_access_line() {
 
 /// gevent's test__example_wsgiserver `test_a_blocking_client`.
 fn a_half_sent_request_does_not_block_others(args: &[&str]) {
-    let ex = Example::start("wsgiserver", args);
+    let ex = Example::start("wsgiserver_bench", args);
     let addr = ex.addr();
     assert_hello(&get(addr, "/"));
     let mut blocking = connect(addr);
@@ -286,7 +286,7 @@ fn wsgiserver_stops_gracefully_on_sigterm_and_sigint() {
     for signal in [libc::SIGTERM, libc::SIGINT] {
         // A reserved port: once the process is gone, connects are refused for sure.
         let reserved = ReservedPort::new();
-        let mut ex = Example::start("wsgiserver", &[&reserved.port().to_string()]);
+        let mut ex = Example::start("wsgiserver_bench", &[&reserved.port().to_string()]);
         let addr = ex.addr();
         assert_eq!(addr, reserved.addr);
         // an idle keep-alive connection must not hold the process past stop_timeout
@@ -310,7 +310,7 @@ fn wsgiserver_rejects_bad_arguments() {
         &["notaport"],
         &["1", "2"],
     ] {
-        let mut ex = Example::start("wsgiserver", args);
+        let mut ex = Example::start("wsgiserver_bench", args);
         assert_eq!(ex.wait_exit(WAIT).code(), Some(2), "{args:?}");
         ex.stderr.wait_closed(WAIT);
         assert!(
@@ -318,6 +318,41 @@ fn wsgiserver_rejects_bad_arguments() {
             "{args:?}"
         );
     }
+}
+
+/// Examples with gevent's fixed ports (8088, 8443) run one at a time.
+static FIXED_PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn fixed_port() -> std::sync::MutexGuard<'static, ()> {
+    FIXED_PORTS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Wait until a fixed-port example printed `line` and accepts connections on `addr`.
+fn wait_listening(ex: &Example, line: &str, addr: SocketAddr) {
+    assert!(
+        ex.stdout.wait_for(WAIT, |l| l == line).is_some(),
+        "{} did not print {line:?}; stderr: {:?}",
+        ex.name,
+        ex.stderr.all()
+    );
+    support::eventually("the example listens", || {
+        std::net::TcpStream::connect_timeout(&addr, WAIT).is_ok()
+    });
+}
+
+#[test]
+fn wsgiserver_is_gevents_on_8088_and_stops_on_ctrl_c() {
+    let _port = fixed_port();
+    let addr: SocketAddr = "127.0.0.1:8088".parse().unwrap();
+    let mut ex = Example::start("wsgiserver", &[]);
+    wait_listening(&ex, "Serving on 8088...", addr);
+    assert_hello(&get(addr, "/"));
+    assert_not_found(&get(addr, "/xxx"));
+    let mut idle = client(addr);
+    assert_hello(&idle.get("/"));
+    ex.signal(libc::SIGINT);
+    assert!(ex.wait_exit(Duration::from_secs(5)).success());
+    idle.assert_closed();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -710,14 +745,14 @@ fn testapp_stops_on_sigterm() {
 #[test]
 fn unixsocket_server_serves_over_its_socket() {
     let dir = TempDir::new("unix");
-    let path = dir.0.join("socket");
+    let path = dir.0.join("unixsocket_server.sock");
     // a stale file in the way is removed first, as gevent's example does
     std::fs::write(&path, b"stale").unwrap();
-    let path_text = path.to_str().unwrap();
-    let ex = Example::start("unixsocket_server", &[path_text]);
-    assert_eq!(ex.serving_on(), path_text);
+    let mut server = Example::start_in("unixsocket_server", &[], Some(&dir.0));
+    let connect = || std::os::unix::net::UnixStream::connect(&path);
+    support::eventually("the server listens on its socket", || connect().is_ok());
 
-    let stream = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    let stream = connect().unwrap();
     stream.set_read_timeout(Some(WAIT)).unwrap();
     stream.set_write_timeout(Some(WAIT)).unwrap();
     let mut writer = stream.try_clone().unwrap();
@@ -725,26 +760,33 @@ fn unixsocket_server_serves_over_its_socket() {
     writer
         .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
-    assert_hello(&read_response(&mut reader, false).unwrap());
-    writer
-        .write_all(b"GET /xxx HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .unwrap();
-    assert_not_found(&read_response(&mut reader, false).unwrap());
+    let resp = read_response(&mut reader, false).unwrap();
+    assert_eq!(
+        (resp.status, resp.header("Content-Length")),
+        (200, Some("0"))
+    );
 
-    // the client example prints the whole response
-    let mut client = Example::start("unixsocket_client", &[path_text]);
+    // the client example prints the size of the response, then the response
+    let mut client = Example::start_in("unixsocket_client", &[], Some(&dir.0));
     assert!(client.wait_exit(WAIT).success());
     client.stdout.wait_closed(WAIT);
-    let out = client.stdout.all().join("\n");
-    assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
-    assert!(out.contains("<b>hello world</b>"), "{out}");
+    let out = client.stdout.all();
+    let n: usize = out[0]
+        .strip_prefix("received ")
+        .and_then(|rest| rest.strip_suffix(" bytes"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out:?}"));
+    assert!(out[1].starts_with("b'HTTP/1.1 200 OK\\r\\n"), "{out:?}");
+    assert!(n > 0 && out[1].ends_with("\\r\\n\\r\\n'"), "{out:?}");
 
     // the access log names no client address: Unix peers have none
-    let line = ex
+    let line = server
         .stderr
         .wait_for(WAIT, |line| line.contains("\"GET / HTTP/1.1\""))
         .unwrap();
     assert!(line.starts_with("- - - ["), "{line}");
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_exit(WAIT).success());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -756,9 +798,10 @@ fn wsgiserver_ssl_serves_hello_world_over_https() {
     let cert = tls_support::TestCert::generate();
     cert.dir.write("server.crt", &cert.cert_pem);
     cert.dir.write("server.key", &cert.key_pem);
-    let ex = Example::start_in("wsgiserver_ssl", &["0"], Some(cert.dir.path()));
-    assert!(ex.serving_on().starts_with("https://"));
-    let addr = ex.addr();
+    let _port = fixed_port();
+    let addr: SocketAddr = "127.0.0.1:8443".parse().unwrap();
+    let ex = Example::start_in("wsgiserver_ssl", &[], Some(cert.dir.path()));
+    wait_listening(&ex, "Serving on https://:8443", addr);
     let mut reader = BufReader::new(cert.connect(addr));
     reader
         .get_mut()
@@ -811,17 +854,22 @@ fn wsgiserver_ssl_serves_hello_world_over_https() {
 #[test]
 fn wsgiserver_ssl_without_its_certificate_exits_1_naming_the_file() {
     let dir = TempDir::new("ssl-missing");
-    let mut ex = Example::start_in("wsgiserver_ssl", &["0"], Some(&dir.0));
+    let _port = fixed_port();
+    let mut ex = Example::start_in("wsgiserver_ssl", &[], Some(&dir.0));
     assert_eq!(ex.wait_exit(WAIT).code(), Some(1));
     ex.stderr.wait_closed(WAIT);
     let stderr = ex.stderr.all().join("\n");
-    assert!(stderr.contains("server.crt"), "{stderr}");
-    assert!(stderr.contains("openssl req -x509"), "{stderr}");
+    // main's Err prints the error and its cause on one line
+    assert!(
+        stderr.contains("tls setup failed for server.crt"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("No such file"), "{stderr}");
 
     // a certificate without its key: the key file is named
     let cert = tls_support::TestCert::generate();
     cert.dir.write("server.crt", &cert.cert_pem);
-    let mut ex = Example::start_in("wsgiserver_ssl", &["0"], Some(cert.dir.path()));
+    let mut ex = Example::start_in("wsgiserver_ssl", &[], Some(cert.dir.path()));
     assert_eq!(ex.wait_exit(WAIT).code(), Some(1));
     ex.stderr.wait_closed(WAIT);
     let stderr = ex.stderr.all().join("\n");

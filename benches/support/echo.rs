@@ -61,7 +61,7 @@ fn stream_server(pool: Option<Pool>) -> Running {
         sock.set_nodelay(true)?;
         echo(sock)
     };
-    let mut builder = StreamServer::new("127.0.0.1:0", handler).logger(None);
+    let mut builder = StreamServer::builder("127.0.0.1:0", handler).logger(None);
     if let Some(pool) = pool {
         builder = builder.spawn(pool);
     }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use crate::address::Address;
-use crate::base_server::{common_builder_methods, server_wrapper, BaseServer, Common, Shared};
+use crate::base_server::{common_builder_methods, BaseServer, Common, Shared};
 use crate::error::Result;
 use crate::handler::Dispatch;
 use crate::socket::IntoListener;
@@ -172,8 +172,10 @@ impl Connection for Stream {
 /// [`WsgiHandler`](super::WsgiHandler) that calls the [`Application`] once per request.
 /// gevent: `gevent.pywsgi.WSGIServer`.
 ///
-/// Every lifecycle method (`start`, `serve_forever`, `stop`, `close`, `address`, ...) comes
-/// from [`BaseServer`], which this type dereferences to; dropping a started server stops it.
+/// [`WsgiServer::new`] gives a server with gevent's defaults (access log on stderr);
+/// [`WsgiServer::builder`] sets everything else. Dropping a started server stops it;
+/// [`handle`](Self::handle) gives a [`ServerHandle`](crate::ServerHandle) to stop it from
+/// elsewhere.
 ///
 /// ```
 /// use may_gevent::pywsgi::{AppResult, Environ, StartResponse, WsgiServer};
@@ -193,7 +195,7 @@ impl Connection for Stream {
 ///     .build()?;
 /// server.start()?;
 ///
-/// let addr = server.address().unwrap().as_inet().unwrap();
+/// let addr = server.local_addr().unwrap();
 /// let mut client = std::net::TcpStream::connect(addr)?;
 /// client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
 /// let mut reply = String::new();
@@ -239,7 +241,6 @@ impl WsgiServer {
     ///
     /// # Errors
     /// An unparsable address or an unusable socket.
-    #[allow(clippy::new_ret_no_self)]
     pub fn new(listener: impl IntoListener, application: impl Application) -> Result<WsgiServer> {
         WsgiServer::builder(listener, application).build()
     }
@@ -260,7 +261,7 @@ impl WsgiServer {
     }
 }
 
-server_wrapper!(WsgiServer);
+crate::server_methods::lifecycle_methods!(WsgiServer);
 
 impl WsgiServerBuilder {
     common_builder_methods!();

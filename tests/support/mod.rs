@@ -13,13 +13,37 @@ use std::time::{Duration, Instant};
 /// Upper bound for any single wait in a test.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// What can tell the IP address it is bound to: every server type and `ServerHandle`.
+pub trait LocalAddr {
+    fn local(&self) -> Option<SocketAddr>;
+}
+
+macro_rules! local_addr {
+    ($($ty:ty),*) => {$(
+        impl LocalAddr for $ty {
+            fn local(&self) -> Option<SocketAddr> {
+                self.local_addr()
+            }
+        }
+    )*};
+}
+local_addr!(
+    may_gevent::StreamServer,
+    may_gevent::DatagramServer,
+    may_gevent::WsgiServer,
+    may_gevent::ServerHandle
+);
+
+impl<T: LocalAddr> LocalAddr for std::sync::Arc<T> {
+    fn local(&self) -> Option<SocketAddr> {
+        (**self).local()
+    }
+}
+
 /// The bound IP address of a started server.
-pub fn inet(server: &may_gevent::BaseServer) -> SocketAddr {
+pub fn inet(server: &impl LocalAddr) -> SocketAddr {
     watchdog::arm();
-    server
-        .address()
-        .and_then(|addr| addr.as_inet())
-        .expect("server has an IP address")
+    server.local().expect("server has an IP address")
 }
 
 /// Connect with read/write timeouts set.
