@@ -288,7 +288,7 @@ impl Shared {
                 // Tracked from before a TLS handshake, so that stop() can end that too.
                 let registration = self.connections.register(stream.as_fd());
                 #[cfg(feature = "tls")]
-                let stream = match crate::tls::wrap(self, stream, &address) {
+                let stream = match crate::tls::wrap(self.tls.as_ref(), &self.logger, stream, &address) {
                     Some(stream) => stream,
                     None => return,
                 };

@@ -116,8 +116,8 @@ impl StreamServerBuilder {
     pub fn build(mut self) -> Result<StreamServer> {
         #[cfg(feature = "tls")]
         let tls = {
-            let (tls, opts) = self.tls.finish(self.common.opts)?;
-            self.common.opts = opts;
+            let (tls, stack_words) = self.tls.finish(self.common.opts.stack_words)?;
+            self.common.opts.stack_words = stack_words;
             tls
         };
         let base = BaseServer::from_parts(

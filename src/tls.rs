@@ -20,7 +20,6 @@ use native_tls::{Identity, TlsAcceptor};
 use slog::debug;
 
 use crate::address::Address;
-use crate::base_server::{Options, Shared};
 use crate::error::{Error, Result};
 use crate::stream::{PlainStream, Stream};
 
@@ -122,15 +121,19 @@ fn acceptor(identity: Identity, context: &Path) -> Result<TlsAcceptor> {
 }
 
 impl TlsBuilder {
-    /// Load the configured certificate; with TLS on, raise the default handler stack.
-    pub(crate) fn finish(self, mut opts: Options) -> Result<(Option<TlsOptions>, Options)> {
+    /// Load the configured certificate. With TLS on, a handler stack left at may's default
+    /// (`stack_words` is `None`) is raised to [`TLS_STACK_SIZE`]; returns the stack to use.
+    pub(crate) fn finish(
+        self,
+        stack_words: Option<usize>,
+    ) -> Result<(Option<TlsOptions>, Option<usize>)> {
         if self.handshake_timeout == Some(Duration::ZERO) {
             return Err(Error::InvalidConfig(
                 "handshake_timeout must be longer than zero".into(),
             ));
         }
         let acceptor = match self.source {
-            TlsSource::None => return Ok((None, opts)),
+            TlsSource::None => return Ok((None, stack_words)),
             TlsSource::Files { certfile, keyfile } => {
                 acceptor(identity_from_pem_files(&certfile, &keyfile)?, &certfile)?
             }
@@ -142,15 +145,14 @@ impl TlsBuilder {
             }
             TlsSource::Acceptor(acceptor) => acceptor,
         };
-        if opts.stack_words.is_none() {
-            opts.stack_words = Some(TLS_STACK_SIZE / std::mem::size_of::<usize>());
-        }
+        let stack_words =
+            stack_words.or(Some(TLS_STACK_SIZE / std::mem::size_of::<usize>()));
         Ok((
             Some(TlsOptions {
                 acceptor: Arc::new(acceptor),
                 handshake_timeout: self.handshake_timeout.unwrap_or(HANDSHAKE_TIMEOUT),
             }),
-            opts,
+            stack_words,
         ))
     }
 }
@@ -212,8 +214,13 @@ impl Drop for Watchdog {
 
 /// The TLS handshake, in the connection's coroutine (gevent: `wrap_socket_and_handle`).
 /// `None`: the handshake failed or timed out; it was logged and the connection is closed.
-pub(crate) fn wrap(shared: &Shared, stream: Stream, address: &Address) -> Option<Stream> {
-    let Some(tls) = &shared.tls else {
+pub(crate) fn wrap(
+    tls: Option<&TlsOptions>,
+    logger: &slog::Logger,
+    stream: Stream,
+    address: &Address,
+) -> Option<Stream> {
+    let Some(tls) = tls else {
         return Some(stream);
     };
     let plain = match stream.into_plain() {
@@ -232,7 +239,7 @@ pub(crate) fn wrap(shared: &Shared, stream: Stream, address: &Address) -> Option
     let watchdog = match watchdog {
         Ok(watchdog) => watchdog,
         Err(err) => {
-            debug!(shared.logger, "tls handshake setup failed"; "peer" => %address, "error" => %err);
+            debug!(logger, "tls handshake setup failed"; "peer" => %address, "error" => %err);
             return None;
         }
     };
@@ -242,22 +249,22 @@ pub(crate) fn wrap(shared: &Shared, stream: Stream, address: &Address) -> Option
         Ok(stream) if in_time => match set_timeouts(stream.get_ref(), None) {
             Ok(()) => Some(Stream::tls(stream)),
             Err(err) => {
-                debug!(shared.logger, "tls handshake setup failed"; "peer" => %address, "error" => %err);
+                debug!(logger, "tls handshake setup failed"; "peer" => %address, "error" => %err);
                 None
             }
         },
         Ok(_) => {
-            debug!(shared.logger, "tls handshake timed out"; "peer" => %address,
+            debug!(logger, "tls handshake timed out"; "peer" => %address,
                 "timeout_ms" => timeout.as_millis() as u64);
             None
         }
         Err(err) if watchdog.expired() || is_timeout(&err) => {
-            debug!(shared.logger, "tls handshake timed out"; "peer" => %address,
+            debug!(logger, "tls handshake timed out"; "peer" => %address,
                 "timeout_ms" => timeout.as_millis() as u64, "error" => %err);
             None
         }
         Err(err) => {
-            debug!(shared.logger, "tls handshake failed"; "peer" => %address, "error" => %err);
+            debug!(logger, "tls handshake failed"; "peer" => %address, "error" => %err);
             None
         }
     }

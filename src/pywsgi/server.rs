@@ -309,8 +309,8 @@ impl WsgiServerBuilder {
         }
         #[cfg(feature = "tls")]
         let tls = {
-            let (tls, opts) = self.tls.finish(self.common.opts)?;
-            self.common.opts = opts;
+            let (tls, stack_words) = self.tls.finish(self.common.opts.stack_words)?;
+            self.common.opts.stack_words = stack_words;
             if tls.is_some() && config.get_url_scheme() == "http" {
                 config = config.url_scheme("https");
             }
