@@ -134,6 +134,8 @@ fn close_handshake_is_answered_and_the_connection_ends() {
     }
     let mut rest = [0u8; 1];
     assert_eq!(ws.get_mut().read(&mut rest).expect("read EOF"), 0);
+    // (the server lingers, draining, until the client closes its end too)
+    drop(ws);
     eventually("the handler returned", || server.pool().is_empty());
     assert_eq!(errors.lines(), Vec::<String>::new());
 }
