@@ -131,7 +131,7 @@ fn handle(clients: &Clients, socket: Stream, address: Address) -> io::Result<()>
 
 /// The chat server on `address`, sharing `clients` (not started).
 pub fn chat_server(address: &str, clients: Arc<Clients>) -> may_gevent::Result<StreamServer> {
-    StreamServer::new(address, move |socket: Stream, address: Address| {
+    StreamServer::builder(address, move |socket: Stream, address: Address| {
         handle(&clients, socket, address)
     })
     .spawn(Pool::new(1000))

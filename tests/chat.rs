@@ -172,7 +172,7 @@ fn stop_with_clients_connected_returns_in_time_and_every_client_sees_eof() {
     let (server, addr, clients) = serve();
     let mut all: Vec<Client> = (0..3).map(|_| Client::join(addr)).collect();
     assert_eq!(clients.len(), 3);
-    let control = server.base();
+    let control = server.handle();
     let begin = Instant::now();
     within("stop", WAIT, move || {
         control.stop(Duration::from_millis(200))

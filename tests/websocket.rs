@@ -213,7 +213,7 @@ fn stop_ends_open_idle_websockets_and_empties_the_pool() {
         assert_eq!(round_trip(ws, Message::text("x")), Message::text("x"));
     }
     assert_eq!(server.pool().len(), 5);
-    let control = server.base();
+    let control = server.handle();
     let begin = Instant::now();
     within("stop", WAIT, move || {
         control.stop(Duration::from_millis(100))
