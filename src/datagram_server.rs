@@ -3,9 +3,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::base_server::{common_builder_methods, BaseServer, Common};
+use crate::base_server::BaseServer;
 use crate::error::Result;
-use crate::handler::{DatagramHandler, Dispatch};
+use crate::handler::DatagramHandler;
+use crate::protocol::DatagramProto;
+use crate::settings::{common_builder_methods, Common};
 use crate::socket::IntoListener;
 
 /// A UDP server: each datagram is handed to the handler, in its own coroutine (per the spawn
@@ -32,7 +34,7 @@ use crate::socket::IntoListener;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct DatagramServer {
-    base: BaseServer,
+    base: BaseServer<DatagramProto>,
 }
 
 /// Builder for a [`DatagramServer`], from [`DatagramServer::builder`].
@@ -80,8 +82,7 @@ impl DatagramServer {
     /// # Errors
     /// [`Error::State`](crate::Error::State) when the server is started.
     pub fn set_handle(&self, handler: impl DatagramHandler) -> Result<()> {
-        self.base
-            .set_dispatch(Dispatch::Datagram(Arc::new(handler)))
+        self.base.set_handler(Arc::new(handler))
     }
 
     /// How many datagrams the kernel dropped because the socket's receive buffer was full
@@ -89,20 +90,20 @@ impl DatagramServer {
     /// logged at WARN level (at most one record a second). Linux only; elsewhere 0.
     /// Raise [`recv_buffer_size`](DatagramServerBuilder::recv_buffer_size) if this grows.
     pub fn dropped(&self) -> u64 {
-        self.base.shared.datagram_stats.dropped()
+        self.base.shared.extra.dropped()
     }
 
     /// How many datagrams were longer than `max_datagram_size` and reached the handler
     /// truncated (each also logged at WARN level).
     pub fn truncated(&self) -> u64 {
-        self.base.shared.datagram_stats.truncated()
+        self.base.shared.extra.truncated()
     }
 
     /// The receive buffer the kernel gave the bound socket (`SO_RCVBUF` as Linux reports
     /// it: twice the size asked for, capped by `net.core.rmem_max`). `None` when the server
     /// has no socket.
     pub fn recv_buffer_size(&self) -> Option<usize> {
-        self.base.recv_buffer_size()
+        self.base.bound().and_then(|bound| bound.recv_buffer_size())
     }
 }
 
@@ -136,11 +137,9 @@ impl DatagramServerBuilder {
     pub fn build(self) -> Result<DatagramServer> {
         let base = BaseServer::from_parts(
             "DatagramServer",
-            true,
             self.common,
-            Dispatch::Datagram(self.handler),
-            #[cfg(feature = "tls")]
-            None,
+            self.handler,
+            Default::default(),
         )?;
         Ok(DatagramServer { base })
     }

@@ -2,10 +2,20 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::address::Address;
-use crate::base_server::BaseServer;
+
+/// The part of a server's lifecycle a handle drives (implemented by every server's engine).
+pub(crate) trait Control: Send + Sync + fmt::Debug {
+    fn stop(&self, timeout: Option<Duration>);
+    fn close(&self);
+    fn shutdown(&self);
+    fn started(&self) -> bool;
+    fn closed(&self) -> bool;
+    fn address(&self) -> Option<Address>;
+}
 
 /// A cloneable, `Send + Sync` handle to a server, from `server.handle()`: stop or close it
 /// from another thread, another coroutine or a signal-handling thread (gevent:
@@ -28,18 +38,18 @@ use crate::base_server::BaseServer;
 /// ```
 #[derive(Clone)]
 pub struct ServerHandle {
-    base: BaseServer,
+    base: Arc<dyn Control>,
 }
 
 impl ServerHandle {
-    pub(crate) fn new(base: BaseServer) -> ServerHandle {
+    pub(crate) fn new(base: Arc<dyn Control>) -> ServerHandle {
         ServerHandle { base }
     }
 
     /// The server's `stop(timeout)`: close, wait for handlers, shut their connections down,
     /// cancel what remains. Blocks the caller until done.
     pub fn stop(&self, timeout: impl Into<Option<Duration>>) {
-        self.base.stop(timeout);
+        self.base.stop(timeout.into());
     }
 
     /// The server's `close()`: stop accepting and close the listener; `serve_forever`

@@ -154,10 +154,3 @@ pub(crate) struct Hooks {
     pub(crate) service_actions: Option<ActionHook>,
     pub(crate) handle_timeout: Option<ActionHook>,
 }
-
-/// The handler of a server, by kind.
-#[derive(Clone)]
-pub(crate) enum Dispatch {
-    Stream(Arc<dyn StreamHandler>),
-    Datagram(Arc<dyn DatagramHandler>),
-}

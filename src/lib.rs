@@ -212,6 +212,7 @@ compile_error!(
 pub use may;
 pub use slog;
 
+mod accept;
 mod accept_error;
 mod address;
 mod backoff;
@@ -223,9 +224,12 @@ mod handle;
 mod handler;
 mod log;
 mod pool;
+mod protocol;
 pub mod pywsgi;
 mod registry;
 mod server_methods;
+mod settings;
+mod shared;
 mod signals;
 mod socket;
 mod spawn;
@@ -236,7 +240,6 @@ mod tls;
 
 pub use address::{parse_address, Address};
 pub use backoff::{MAX_DELAY, MIN_DELAY};
-pub use base_server::{KILL_TIMEOUT, MAX_ACCEPT, POLL_INTERVAL, STOP_GRACE, STOP_TIMEOUT};
 pub use datagram_server::{DatagramServer, DatagramServerBuilder};
 pub use datagram_socket::{DatagramSocket, DATAGRAM_SIZE, RECV_BUFFER_SIZE};
 pub use error::{BoxError, Error, Result};
@@ -245,6 +248,7 @@ pub use handler::{DatagramHandler, HandlerError, HandlerResult, IntoHandlerResul
 pub use log::{default_logger, discard_logger, StderrDrain};
 pub use pool::Pool;
 pub use pywsgi::{WsgiServer, WsgiServerBuilder};
+pub use settings::{KILL_TIMEOUT, MAX_ACCEPT, POLL_INTERVAL, STOP_GRACE, STOP_TIMEOUT};
 pub use socket::{IntoListener, Listener, BACKLOG};
 pub use spawn::Spawn;
 pub use stream::{PlainStream, Stream};

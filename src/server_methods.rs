@@ -176,7 +176,7 @@ macro_rules! lifecycle_methods {
             /// A cloneable, `Send` handle that stops or closes this server from another
             /// thread, coroutine or signal-handling thread. Dropping a handle does nothing.
             pub fn handle(&self) -> $crate::ServerHandle {
-                $crate::ServerHandle::new(self.base.clone())
+                $crate::ServerHandle::new(std::sync::Arc::new(self.base.clone()))
             }
         }
 

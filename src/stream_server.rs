@@ -3,9 +3,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::base_server::{common_builder_methods, BaseServer, Common};
+use crate::base_server::BaseServer;
 use crate::error::Result;
-use crate::handler::{Dispatch, StreamHandler};
+use crate::handler::StreamHandler;
+use crate::protocol::{StreamExtra, StreamProto};
+use crate::settings::{common_builder_methods, Common};
 use crate::socket::IntoListener;
 
 /// A generic TCP/Unix stream server: each accepted connection is handed to the handler,
@@ -47,7 +49,7 @@ use crate::socket::IntoListener;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct StreamServer {
-    base: BaseServer,
+    base: BaseServer<StreamProto>,
 }
 
 /// Builder for a [`StreamServer`], from [`StreamServer::builder`].
@@ -98,7 +100,7 @@ impl StreamServer {
     /// # Errors
     /// [`Error::State`](crate::Error::State) when the server is started.
     pub fn set_handle(&self, handler: impl StreamHandler) -> Result<()> {
-        self.base.set_dispatch(Dispatch::Stream(Arc::new(handler)))
+        self.base.set_handler(Arc::new(handler))
     }
 }
 
@@ -120,14 +122,12 @@ impl StreamServerBuilder {
             self.common.opts.stack_words = stack_words;
             tls
         };
-        let base = BaseServer::from_parts(
-            "StreamServer",
-            false,
-            self.common,
-            Dispatch::Stream(self.handler),
+        let extra = StreamExtra {
             #[cfg(feature = "tls")]
             tls,
-        )?;
+            ..StreamExtra::default()
+        };
+        let base = BaseServer::from_parts("StreamServer", self.common, self.handler, extra)?;
         Ok(StreamServer { base })
     }
 }

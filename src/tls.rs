@@ -145,8 +145,7 @@ impl TlsBuilder {
             }
             TlsSource::Acceptor(acceptor) => acceptor,
         };
-        let stack_words =
-            stack_words.or(Some(TLS_STACK_SIZE / std::mem::size_of::<usize>()));
+        let stack_words = stack_words.or(Some(TLS_STACK_SIZE / std::mem::size_of::<usize>()));
         Ok((
             Some(TlsOptions {
                 acceptor: Arc::new(acceptor),

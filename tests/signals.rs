@@ -48,7 +48,10 @@ fn child_entry() {
     println!("serve_forever returned {result:?}");
     assert!(!server.started());
     // Ours again: a SIGTERM now reaches the handler installed before serve_forever.
-    assert!(!got_term.load(Ordering::SeqCst), "serve_forever's signal leaked");
+    assert!(
+        !got_term.load(Ordering::SeqCst),
+        "serve_forever's signal leaked"
+    );
     #[allow(unsafe_code)]
     // SAFETY: raise(3) sends a signal to this process; the handler is signal-hook's flag.
     unsafe {
@@ -77,9 +80,20 @@ fn stops_on(signal: libc::c_int) {
     child.signal(signal);
     let status = child.wait_exit(WAIT);
     let out = child.stdout.all();
-    assert!(status.success(), "{status:?} {out:?} {:?}", child.stderr.all());
-    assert!(out.iter().any(|l| l.ends_with("serve_forever returned Ok(())")), "{out:?}");
-    assert!(out.iter().any(|l| l.ends_with("previous handler restored")), "{out:?}");
+    assert!(
+        status.success(),
+        "{status:?} {out:?} {:?}",
+        child.stderr.all()
+    );
+    assert!(
+        out.iter()
+            .any(|l| l.ends_with("serve_forever returned Ok(())")),
+        "{out:?}"
+    );
+    assert!(
+        out.iter().any(|l| l.ends_with("previous handler restored")),
+        "{out:?}"
+    );
     support::assert_connection_refused(addr);
 }
 

@@ -371,8 +371,14 @@ fn a_port_in_use_is_a_clear_error_naming_the_address() {
     // Err) is the readable chain.
     assert_eq!(err.to_string(), format!("cannot listen on {addr}"));
     let source = std::error::Error::source(&err).expect("the OS error");
-    assert!(source.to_string().contains("Address already in use"), "{source}");
-    assert_eq!(format!("{err:?}"), format!("cannot listen on {addr}: {source}"));
+    assert!(
+        source.to_string().contains("Address already in use"),
+        "{source}"
+    );
+    assert_eq!(
+        format!("{err:?}"),
+        format!("cannot listen on {addr}: {source}")
+    );
     assert!(!server.started());
 }
 

@@ -11,9 +11,11 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use crate::address::Address;
-use crate::base_server::{common_builder_methods, BaseServer, Common, Shared};
+use crate::base_server::BaseServer;
 use crate::error::Result;
-use crate::handler::Dispatch;
+use crate::protocol::{StreamExtra, StreamProto};
+use crate::settings::{common_builder_methods, Common};
+use crate::shared::Shared;
 use crate::socket::IntoListener;
 use crate::stream::Stream;
 
@@ -206,7 +208,7 @@ impl Connection for Stream {
 /// ```
 #[doc(alias = "WSGIServer")]
 pub struct WsgiServer {
-    base: BaseServer,
+    base: BaseServer<StreamProto>,
 }
 
 /// Builder for a [`WsgiServer`], from [`WsgiServer::builder`].
@@ -332,14 +334,13 @@ impl WsgiServerBuilder {
             let conn = Served::new(stream, registry.clone());
             handle_connection(conn, address.as_inet(), &config, &*app);
         };
-        let base = BaseServer::from_parts(
-            "WSGIServer",
-            false,
-            self.common,
-            Dispatch::Stream(Arc::new(handler)),
+        let extra = StreamExtra {
             #[cfg(feature = "tls")]
             tls,
-        )?;
+            ..StreamExtra::default()
+        };
+        let handler: Arc<dyn crate::StreamHandler> = Arc::new(handler);
+        let base = BaseServer::from_parts("WSGIServer", self.common, handler, extra)?;
         *cell.server.lock().unwrap_or_else(|p| p.into_inner()) = Arc::downgrade(&base.shared);
         base.on_lifecycle(Arc::new(move |started| connections.set_closing(!started)));
         Ok(WsgiServer { base })
@@ -350,7 +351,7 @@ impl WsgiServerBuilder {
 /// (gevent: `update_environ`), recomputed when the server is rebound elsewhere.
 struct ConfigCell {
     template: WsgiConfig,
-    server: Mutex<Weak<Shared>>,
+    server: Mutex<Weak<Shared<StreamProto>>>,
     resolved: Mutex<Option<(Option<Address>, Arc<WsgiConfig>)>>,
 }
 
