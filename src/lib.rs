@@ -4,6 +4,10 @@
 //! ported to Rust on the [`may`] stackful-coroutine runtime. Handlers stay blocking-style
 //! functions running on green threads, exactly like greenlets: no `async`, no futures.
 //!
+//! Porting a gevent program? `docs/porting.md` in the repository lists every gevent and
+//! socketserver name of the server layer, and the gevent core a server program touches, with
+//! its spelling here, and shows two of gevent's examples side by side with their ports.
+//!
 //! | gevent / socketserver | may_gevent |
 //! |---|---|
 //! | `gevent.baseserver.BaseServer` | the lifecycle methods every server has; [`ServerHandle`] |
