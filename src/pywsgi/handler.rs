@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::access_log;
-use super::app::{AppError, Application};
+use super::app::Application;
+use super::body::AppError;
 use super::config::{WsgiConfig, LINGER_MAX_BYTES, LINGER_TIMEOUT};
 use super::conn::{is_disconnect, is_timeout, Connection};
 use super::date::now_secs;

@@ -73,6 +73,7 @@
 
 mod access_log;
 mod app;
+mod body;
 mod chunked;
 mod config;
 mod conn;
@@ -85,7 +86,8 @@ mod io;
 mod response;
 mod server;
 
-pub use app::{from_fn, AppError, AppResult, Application, Body};
+pub use app::{from_fn, Application};
+pub use body::{AppError, AppResult, Body};
 pub use config::{
     AccessLog, WsgiConfig, BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, KEEPALIVE_TIMEOUT,
     LINGER_MAX_BYTES, LINGER_TIMEOUT, MAX_CHUNK_EXTENSION, MAX_DISCARD, MAX_HEADERS,

@@ -17,7 +17,7 @@
 use std::fmt;
 use std::io;
 
-use super::app::{AppError, Body, BodyKind};
+use super::body::{AppError, Body, BodyKind};
 use super::chunked::is_tchar;
 use super::date::{now_secs, DateCache};
 use super::head::{word4, word8, RequestHead, Version};
