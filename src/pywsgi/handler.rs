@@ -60,13 +60,7 @@ fn new_state(link: Shared, remote: Remote, config: &WsgiConfig) -> Box<EnvState>
         config.body_read_timeout,
         config.max_body_size,
     );
-    Box::new(EnvState {
-        head: RequestHead::default(),
-        base: Arc::clone(&config.base),
-        remote,
-        input,
-        overrides: Vec::new(),
-    })
+    Box::new(EnvState::new(Arc::clone(&config.base), remote, input))
 }
 
 /// What happens after a request.
@@ -136,11 +130,11 @@ impl<'a> WsgiHandler<'a> {
             remote,
             state: Some(new_state(Rc::clone(&link), remote, config)),
             resp: Response::boxed(link),
-            limits: Limits {
-                max_request_line: config.max_request_line,
-                max_header_block: config.max_header_block,
-                max_body: config.max_body_size,
-            },
+            limits: Limits::new(
+                config.max_request_line,
+                config.max_header_block,
+                config.max_body_size,
+            ),
             first: true,
             started: Instant::now(),
             line: String::new(),
@@ -221,10 +215,7 @@ impl<'a> WsgiHandler<'a> {
             && self.config.keep_alive
             && !self.resp.link.borrow().stream.server_closing();
         self.resp.begin(&state.head, keep_alive);
-        state
-            .input
-            .reset(state.head.framing, state.head.expect_continue);
-        state.overrides.clear();
+        state.begin_request();
         let mut env = Environ::from_state(state);
 
         self.handle_one_response(&mut env);
@@ -321,9 +312,7 @@ impl<'a> WsgiHandler<'a> {
             match res {
                 Ok(0) => {
                     if rbuf.len() >= self.limits.max_head() {
-                        return Err(Reject::Head(HeadError::HeadersTooLarge(
-                            "request head too large",
-                        )));
+                        return Err(Reject::Head(HeadError::HeadTooLarge));
                     }
                     if !rbuf.is_empty() {
                         slog::debug!(self.config.base.errors, "connection closed inside a request head";

@@ -85,6 +85,7 @@ mod input;
 mod io;
 mod response;
 mod server;
+mod syntax;
 
 pub use app::{from_fn, Application};
 pub use body::{AppError, AppResult, Body};
@@ -115,11 +116,7 @@ pub mod __private {
         /// Parses one request head; returns its length, `None` when incomplete, or the status
         /// code of the rejection.
         pub fn parse(&mut self, buf: &[u8]) -> Result<Option<usize>, u16> {
-            let limits = Limits {
-                max_request_line: super::MAX_REQUEST_LINE,
-                max_header_block: super::MAX_HEADER_BLOCK,
-                max_body: None,
-            };
+            let limits = Limits::new(super::MAX_REQUEST_LINE, super::MAX_HEADER_BLOCK, None);
             head::parse(buf, &mut self.0, &limits).map_err(|err| err.status())
         }
     }
@@ -168,11 +165,7 @@ pub mod __private {
             let link: super::io::Shared =
                 std::rc::Rc::new(std::cell::RefCell::new(super::io::Link::new(Sink)));
             let mut head = RequestHead::default();
-            let limits = Limits {
-                max_request_line: 8192,
-                max_header_block: 65536,
-                max_body: None,
-            };
+            let limits = Limits::new(8192, 65536, None);
             let _ = head::parse(
                 b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
                 &mut head,

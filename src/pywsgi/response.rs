@@ -18,10 +18,10 @@ use std::fmt;
 use std::io;
 
 use super::body::{AppError, Body, BodyKind};
-use super::chunked::is_tchar;
 use super::date::{now_secs, DateCache};
-use super::head::{word4, word8, RequestHead, Version};
+use super::head::{RequestHead, Version};
 use super::io::{Shared, WBUF_FLUSH_AT};
+use super::syntax::{is_tchar, same_bytes};
 
 /// An error in the application's use of `start_response` or `write`. The messages are gevent's
 /// where gevent has one.
@@ -1007,22 +1007,6 @@ impl Response {
     }
 }
 
-/// `a == b`; strings of up to 16 bytes (the usual status, header names and values) compared inline
-/// as two overlapping words, cheaper than the call to `memcmp` that slice equality makes.
-#[inline(always)]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    match n {
-        8..=16 => word8(a, 0) == word8(b, 0) && word8(a, n - 8) == word8(b, n - 8),
-        4..=7 => word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4),
-        0..=3 => a.iter().zip(b).all(|(x, y)| x == y),
-        _ => a == b,
-    }
-}
-
 /// The `start_response` callable handed to the application.
 ///
 /// ```
@@ -1165,11 +1149,9 @@ mod tests {
     use super::super::input::tests::mem_link;
     use super::*;
 
-    const LIMITS: Limits = Limits {
-        max_request_line: 8192,
-        max_header_block: 65536,
-        max_body: None,
-    };
+    fn limits() -> Limits {
+        Limits::new(8192, 65536, None)
+    }
 
     fn response_for(
         request: &[u8],
@@ -1178,7 +1160,7 @@ mod tests {
         std::sync::Arc<std::sync::Mutex<super::super::input::tests::MemState>>,
     ) {
         let mut rh = RequestHead::default();
-        head::parse(request, &mut rh, &LIMITS).unwrap().unwrap();
+        head::parse(request, &mut rh, &limits()).unwrap().unwrap();
         let (link, state) = mem_link(b"", 1);
         let mut resp = Response::new(link);
         resp.begin(&rh, rh.keep_alive);
@@ -1208,21 +1190,6 @@ mod tests {
     const HEAD11: &[u8] = b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n";
 
     #[test]
-    fn same_bytes_is_equality() {
-        let text: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
-        for n in 0..text.len() {
-            let a = &text[..n];
-            assert!(super::same_bytes(a, a), "{n}");
-            assert!(!super::same_bytes(a, &text[..n + 1]), "{n}");
-            for k in 0..n {
-                let mut b = a.to_vec();
-                b[k] ^= 0x20;
-                assert!(!super::same_bytes(a, &b), "{n} {k}");
-            }
-        }
-    }
-
-    #[test]
     fn buffered_body_gets_content_length() {
         let (mut resp, st) = response_for(GET11);
         resp.start("200 OK", &[("Content-Type", "text/plain")])
@@ -1244,7 +1211,7 @@ mod tests {
         let headers = [("Content-Type", "text/plain")];
         let send = |resp: &mut Response, request: &[u8], body: &'static str| {
             let mut rh = RequestHead::default();
-            head::parse(request, &mut rh, &LIMITS).unwrap().unwrap();
+            head::parse(request, &mut rh, &limits()).unwrap().unwrap();
             resp.begin(&rh, rh.keep_alive);
             resp.start("200 OK", &headers).unwrap();
             resp.send_body(Body::from(body)).ok().unwrap();
@@ -1629,7 +1596,7 @@ mod tests {
         let first = wire(&mut resp, &st);
         // same arguments: served from the cache, same bytes
         let mut rh = RequestHead::default();
-        head::parse(GET11, &mut rh, &LIMITS).unwrap().unwrap();
+        head::parse(GET11, &mut rh, &limits()).unwrap().unwrap();
         resp.begin(&rh, true);
         assert!(resp.key_valid);
         resp.start("200 OK", &[("Content-Type", "text/plain")])
