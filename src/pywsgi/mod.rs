@@ -66,10 +66,14 @@
 //!
 //! # Layout
 //!
-//! `head.rs` (request head, RFC 9112 framing rules), `chunked.rs` (chunked decoder),
-//! `input.rs` (`wsgi.input`), `response.rs` (`start_response`, `write`, framing), `environ.rs`,
-//! `app.rs` (`Application`, `Body`), `handler.rs` (the connection loop), `io.rs` (buffers),
-//! `conn.rs` (`Connection`), `config.rs` (limits, timeouts), `date.rs`, `access_log.rs`.
+//! Leaf modules first; each module imports only modules above it in this list (no cycles):
+//! `syntax.rs` (byte syntax helpers), `config.rs` (limits, timeouts), `conn.rs` (`Connection`),
+//! `date.rs`, `body.rs` (`Body`, `AppError`), `io.rs` (buffers, the response `Phase`),
+//! `chunked.rs` (chunked decoder), `head/` (request head: `parse.rs`, `framing.rs` for the RFC 9112
+//! framing rules, `target.rs`), `input.rs` (`wsgi.input`), `environ/` (`Environ`; `values.rs`:
+//! the `HTTP_*` values), `access_log.rs`, `response/` (`start_response` and `write`:
+//! `validate.rs`, `wire.rs`, `encode.rs`, `writer.rs`), `app.rs` (`Application`), `handler.rs`
+//! (the connection loop), `server.rs` (`WsgiServer`).
 
 mod access_log;
 mod app;
@@ -90,7 +94,7 @@ mod syntax;
 pub use app::{from_fn, Application};
 pub use body::{AppError, AppResult, Body};
 pub use config::{
-    AccessLog, WsgiConfig, BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, KEEPALIVE_TIMEOUT,
+    AccessLog, WsgiConfig, WsgiSettings, BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, KEEPALIVE_TIMEOUT,
     LINGER_MAX_BYTES, LINGER_TIMEOUT, MAX_CHUNK_EXTENSION, MAX_DISCARD, MAX_HEADERS,
     MAX_HEADER_BLOCK, MAX_REQUEST_LINE, MAX_TRAILER_LINE, MAX_TRAILER_SECTION, READ_BUFFER_SIZE,
     SERVER_SOFTWARE, WRITE_TIMEOUT,
