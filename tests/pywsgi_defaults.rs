@@ -60,12 +60,21 @@ fn default_timeouts_and_limits_have_their_documented_values() {
     #[cfg(feature = "tls")]
     assert_eq!(may_gevent::HANDSHAKE_TIMEOUT, Duration::from_secs(10));
     for config in [WsgiConfig::new(), WsgiConfig::default()] {
-        assert_eq!(config.get_header_read_timeout(), Some(HEADER_READ_TIMEOUT));
-        assert_eq!(config.get_keepalive_timeout(), Some(KEEPALIVE_TIMEOUT));
-        assert_eq!(config.get_body_read_timeout(), Some(BODY_READ_TIMEOUT));
-        assert_eq!(config.get_write_timeout(), Some(WRITE_TIMEOUT));
-        assert_eq!(config.get_max_discard(), MAX_DISCARD);
-        assert_eq!(config.get_max_body_size(), None);
+        assert_eq!(
+            config.settings().header_read_timeout(),
+            Some(HEADER_READ_TIMEOUT)
+        );
+        assert_eq!(
+            config.settings().keepalive_timeout(),
+            Some(KEEPALIVE_TIMEOUT)
+        );
+        assert_eq!(
+            config.settings().body_read_timeout(),
+            Some(BODY_READ_TIMEOUT)
+        );
+        assert_eq!(config.settings().write_timeout(), Some(WRITE_TIMEOUT));
+        assert_eq!(config.settings().max_discard(), MAX_DISCARD);
+        assert_eq!(config.settings().max_body_size(), None);
     }
     // the setters used by the tests below reach the config
     let config = WsgiConfig::new()
@@ -74,11 +83,11 @@ fn default_timeouts_and_limits_have_their_documented_values() {
         .body_read_timeout(SHORT)
         .write_timeout(SHORT)
         .max_discard(10);
-    assert_eq!(config.get_header_read_timeout(), Some(SHORT));
-    assert_eq!(config.get_keepalive_timeout(), Some(SHORT));
-    assert_eq!(config.get_body_read_timeout(), Some(SHORT));
-    assert_eq!(config.get_write_timeout(), Some(SHORT));
-    assert_eq!(config.get_max_discard(), 10);
+    assert_eq!(config.settings().header_read_timeout(), Some(SHORT));
+    assert_eq!(config.settings().keepalive_timeout(), Some(SHORT));
+    assert_eq!(config.settings().body_read_timeout(), Some(SHORT));
+    assert_eq!(config.settings().write_timeout(), Some(SHORT));
+    assert_eq!(config.settings().max_discard(), 10);
 }
 
 // header timeout ------------------------------------------------------------------------------
@@ -344,7 +353,10 @@ fn access_log_off_writes_no_line() {
         c.access_log(AccessLog::writer(sink.clone()))
             .access_log(AccessLog::Off)
     };
-    assert!(config_off(WsgiConfig::new()).get_access_log().is_off());
+    assert!(config_off(WsgiConfig::new())
+        .settings()
+        .access_log()
+        .is_off());
     let off = serve_with(config_off, hello);
     let mut client = off.client();
     assert_eq!(client.get("/a").body, b"hello");

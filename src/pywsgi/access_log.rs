@@ -1,4 +1,5 @@
-//! The access log line (gevent's `format_request`) and a minimal stderr drain for the error log.
+//! The access log: gevent's line format (`format_request`) and its delivery to the configured
+//! sink ([`AccessLog`]).
 
 use std::fmt::Write as _;
 use std::io::Write as _;

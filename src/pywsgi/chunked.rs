@@ -33,6 +33,7 @@
 use std::fmt;
 
 use super::config::{MAX_CHUNK_EXTENSION, MAX_TRAILER_LINE, MAX_TRAILER_SECTION};
+use super::syntax::is_tchar;
 
 /// Why a chunked body is malformed. Each one is answered with a 400 (if nothing was sent yet) and
 /// closes the connection.
@@ -128,15 +129,6 @@ impl Default for ChunkedDecoder {
     fn default() -> ChunkedDecoder {
         ChunkedDecoder::new()
     }
-}
-
-/// RFC 9110 `tchar`: what a field name (or a trailer name) is made of.
-#[inline]
-pub(crate) fn is_tchar(b: u8) -> bool {
-    matches!(b,
-        b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9'
-        | b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.'
-        | b'^' | b'_' | b'`' | b'|' | b'~')
 }
 
 /// HTAB, SP, VCHAR or obs-text: what a field value or extension may contain.

@@ -22,7 +22,8 @@ pub const MAX_REQUEST_LINE: usize = 8192;
 pub const MAX_HEADER_BLOCK: usize = 64 * 1024;
 
 /// Most header fields accepted in one request; one more gets `431 Request Header Fields Too
-/// Large`. This is a compile-time bound (the parser's header array).
+/// Large`. A fixed bound, not a setting: the parser starts with fewer header slots (on the heap)
+/// and parses again with this many only for a request that has more.
 ///
 /// gevent: `http.client._MAXHEADERS` (100), answered with a 400 there.
 pub const MAX_HEADERS: usize = 100;
@@ -181,7 +182,8 @@ impl BaseEnviron {
 /// Configuration of the WSGI protocol engine: limits, timeouts, logs and the server-wide environ.
 ///
 /// Build it with [`WsgiConfig::new`] (or `Default`) and the by-value setters; every setter documents
-/// its default. `WsgiConfig` is cheap to clone (the environ part is shared).
+/// its default. [`WsgiConfig::settings`] reads every setting back. `WsgiConfig` is cheap to clone
+/// (the environ part is shared).
 ///
 /// gevent: the keyword arguments of `WSGIServer` and the class attributes of `WSGIHandler`.
 #[derive(Clone)]
@@ -391,59 +393,108 @@ impl WsgiConfig {
         self
     }
 
+    /// The current value of every setting: `config.settings().url_scheme()` (the methods of
+    /// `WsgiConfig` itself are the by-value setters).
+    pub fn settings(&self) -> WsgiSettings<'_> {
+        WsgiSettings { config: self }
+    }
+}
+
+/// Read access to every setting of a [`WsgiConfig`], from [`WsgiConfig::settings`]. Each getter
+/// has the name of the setter it reads.
+#[derive(Debug, Clone, Copy)]
+pub struct WsgiSettings<'a> {
+    config: &'a WsgiConfig,
+}
+
+impl<'a> WsgiSettings<'a> {
     /// See [`WsgiConfig::header_read_timeout`].
-    pub fn get_header_read_timeout(&self) -> Option<Duration> {
-        self.header_read_timeout
+    pub fn header_read_timeout(&self) -> Option<Duration> {
+        self.config.header_read_timeout
     }
 
     /// See [`WsgiConfig::keepalive_timeout`].
-    pub fn get_keepalive_timeout(&self) -> Option<Duration> {
-        self.keepalive_timeout
+    pub fn keepalive_timeout(&self) -> Option<Duration> {
+        self.config.keepalive_timeout
     }
 
     /// See [`WsgiConfig::body_read_timeout`].
-    pub fn get_body_read_timeout(&self) -> Option<Duration> {
-        self.body_read_timeout
+    pub fn body_read_timeout(&self) -> Option<Duration> {
+        self.config.body_read_timeout
     }
 
     /// See [`WsgiConfig::write_timeout`].
-    pub fn get_write_timeout(&self) -> Option<Duration> {
-        self.write_timeout
+    pub fn write_timeout(&self) -> Option<Duration> {
+        self.config.write_timeout
+    }
+
+    /// See [`WsgiConfig::max_request_line`].
+    pub fn max_request_line(&self) -> usize {
+        self.config.max_request_line
+    }
+
+    /// See [`WsgiConfig::max_header_block`].
+    pub fn max_header_block(&self) -> usize {
+        self.config.max_header_block
     }
 
     /// See [`WsgiConfig::max_body_size`].
-    pub fn get_max_body_size(&self) -> Option<u64> {
-        self.max_body_size
+    pub fn max_body_size(&self) -> Option<u64> {
+        self.config.max_body_size
     }
 
-    /// See [`WsgiConfig::max_discard`]. Default: [`MAX_DISCARD`] (64 KiB).
-    pub fn get_max_discard(&self) -> u64 {
-        self.max_discard
+    /// See [`WsgiConfig::max_discard`].
+    pub fn max_discard(&self) -> u64 {
+        self.config.max_discard
     }
 
-    /// The access-log sink.
-    pub fn get_access_log(&self) -> &AccessLog {
-        &self.access_log
+    /// See [`WsgiConfig::read_buffer_size`].
+    pub fn read_buffer_size(&self) -> usize {
+        self.config.read_buffer_size
     }
 
-    /// The error logger.
-    pub fn get_error_log(&self) -> &slog::Logger {
-        &self.base.errors
+    /// See [`WsgiConfig::keep_alive`].
+    pub fn keep_alive(&self) -> bool {
+        self.config.keep_alive
     }
 
-    /// The current `SERVER_NAME`.
-    pub fn get_server_name(&self) -> &str {
-        &self.base.server_name
+    /// The access-log sink. See [`WsgiConfig::access_log`].
+    pub fn access_log(&self) -> &'a AccessLog {
+        &self.config.access_log
     }
 
-    /// The current `SERVER_PORT`.
-    pub fn get_server_port(&self) -> &str {
-        &self.base.server_port
+    /// The error logger. See [`WsgiConfig::error_log`].
+    pub fn error_log(&self) -> &'a slog::Logger {
+        &self.config.base.errors
     }
 
-    /// The current `wsgi.url_scheme`.
-    pub fn get_url_scheme(&self) -> &str {
-        &self.base.url_scheme
+    /// `SERVER_NAME`. See [`WsgiConfig::server_name`].
+    pub fn server_name(&self) -> &'a str {
+        &self.config.base.server_name
+    }
+
+    /// `SERVER_PORT`. See [`WsgiConfig::server_port`].
+    pub fn server_port(&self) -> &'a str {
+        &self.config.base.server_port
+    }
+
+    /// `SERVER_SOFTWARE`. See [`WsgiConfig::server_software`].
+    pub fn server_software(&self) -> &'a str {
+        &self.config.base.server_software
+    }
+
+    /// `wsgi.url_scheme`. See [`WsgiConfig::url_scheme`].
+    pub fn url_scheme(&self) -> &'a str {
+        &self.config.base.url_scheme
+    }
+
+    /// The extra environ entries, in insertion order. See [`WsgiConfig::environ`].
+    pub fn environ(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
+        self.config
+            .base
+            .extra
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.as_str()))
     }
 }
 

@@ -11,8 +11,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::handler::HandlerError;
+use crate::pool::is_cancel;
+
 use super::access_log;
-use super::app::{AppError, Application};
+use super::app::Application;
+use super::body::AppError;
 use super::config::{WsgiConfig, LINGER_MAX_BYTES, LINGER_TIMEOUT};
 use super::conn::{is_disconnect, is_timeout, Connection};
 use super::date::now_secs;
@@ -59,13 +63,7 @@ fn new_state(link: Shared, remote: Remote, config: &WsgiConfig) -> Box<EnvState>
         config.body_read_timeout,
         config.max_body_size,
     );
-    Box::new(EnvState {
-        head: RequestHead::default(),
-        base: Arc::clone(&config.base),
-        remote,
-        input,
-        overrides: Vec::new(),
-    })
+    Box::new(EnvState::new(Arc::clone(&config.base), remote, input))
 }
 
 /// What happens after a request.
@@ -97,6 +95,8 @@ pub struct WsgiHandler<'a> {
     remote: Remote,
     /// The environ's storage (parsed head, input and its read buffer), lent to each request.
     state: Option<Box<EnvState>>,
+    /// The stream and output buffer, shared with the response writer and the body reader.
+    link: Shared,
     /// Boxed: the handler itself is built on the stack before it is boxed (see [`new_boxed`]).
     resp: Box<Response>,
     limits: Limits,
@@ -134,12 +134,13 @@ impl<'a> WsgiHandler<'a> {
             app,
             remote,
             state: Some(new_state(Rc::clone(&link), remote, config)),
-            resp: Response::boxed(link),
-            limits: Limits {
-                max_request_line: config.max_request_line,
-                max_header_block: config.max_header_block,
-                max_body: config.max_body_size,
-            },
+            resp: Response::boxed(Rc::clone(&link)),
+            link,
+            limits: Limits::new(
+                config.max_request_line,
+                config.max_header_block,
+                config.max_body_size,
+            ),
             first: true,
             started: Instant::now(),
             line: String::new(),
@@ -165,7 +166,6 @@ impl<'a> WsgiHandler<'a> {
 
     fn serve(&mut self) {
         let res = self
-            .resp
             .link
             .borrow_mut()
             .stream
@@ -218,20 +218,17 @@ impl<'a> WsgiHandler<'a> {
         state.input.rbuf_mut().consume(len);
         let keep_alive = state.head.keep_alive
             && self.config.keep_alive
-            && !self.resp.link.borrow().stream.server_closing();
+            && !self.link.borrow().stream.server_closing();
         self.resp.begin(&state.head, keep_alive);
-        state
-            .input
-            .reset(state.head.framing, state.head.expect_continue);
-        state.overrides.clear();
+        state.begin_request();
         let mut env = Environ::from_state(state);
 
         self.handle_one_response(&mut env);
 
         let duration = t0.map(|t0| t0.elapsed());
         self.log_request(env.head(), duration);
-        let dead = self.resp.link.borrow().dead;
-        let mut close = self.resp.close || dead || env.input_ref().error().is_some();
+        let dead = self.link.borrow().phase.is_dead();
+        let mut close = self.resp.closes() || dead || env.input_ref().error().is_some();
         let mut linger = false;
         if !close && !env.input().discard(self.config.max_discard) {
             // the rest of the body is too large to discard, or broken: stop reading here
@@ -305,7 +302,7 @@ impl<'a> WsgiHandler<'a> {
                 self.config.keepalive_timeout
             };
             let res = {
-                let mut link = self.resp.link.borrow_mut();
+                let mut link = self.link.borrow_mut();
                 // between requests: the server may end an idle connection when it stops
                 let idle = !started;
                 if idle && !link.stream.set_idle(true) {
@@ -320,9 +317,7 @@ impl<'a> WsgiHandler<'a> {
             match res {
                 Ok(0) => {
                     if rbuf.len() >= self.limits.max_head() {
-                        return Err(Reject::Head(HeadError::HeadersTooLarge(
-                            "request head too large",
-                        )));
+                        return Err(Reject::Head(HeadError::HeadTooLarge));
                     }
                     if !rbuf.is_empty() {
                         slog::debug!(self.config.base.errors, "connection closed inside a request head";
@@ -379,9 +374,9 @@ impl<'a> WsgiHandler<'a> {
             Ok(Ok(())) => {}
             Ok(Err(failure)) => self.handle_failure(failure, env),
             Err(payload) => {
-                // may delivers a coroutine cancel as a panic carrying a generator::Error: it must
-                // keep unwinding, it is not an application error
-                if payload.is::<generator::Error>() {
+                // may delivers a coroutine cancel as a panic: it must keep unwinding, it is not
+                // an application error
+                if is_cancel(payload.as_ref()) {
                     panic::resume_unwind(payload);
                 }
                 let message = panic_message(payload.as_ref());
@@ -396,7 +391,7 @@ impl<'a> WsgiHandler<'a> {
         match failure {
             Failure::Disconnect(err) => {
                 slog::debug!(self.log(), "client disconnected"; "peer" => self.peer(), "error" => %err);
-                self.resp.close = true;
+                self.resp.set_close();
             }
             Failure::Protocol(err) => {
                 slog::error!(self.log(), "application error";
@@ -406,7 +401,7 @@ impl<'a> WsgiHandler<'a> {
             Failure::App(err) => {
                 // a body-read error the application let through is the client's doing
                 if let Some(input_err) = env.input_ref().error() {
-                    self.resp.close = true;
+                    self.resp.set_close();
                     match input_err.status() {
                         Some(code) => {
                             slog::info!(self.log(), "invalid request body";
@@ -421,9 +416,9 @@ impl<'a> WsgiHandler<'a> {
                     }
                     return;
                 }
-                if self.resp.link.borrow().dead || is_app_disconnect(&err) {
+                if self.link.borrow().phase.is_dead() || is_app_disconnect(&err) {
                     slog::debug!(self.log(), "client disconnected"; "peer" => self.peer(), "error" => %err);
-                    self.resp.close = true;
+                    self.resp.set_close();
                     return;
                 }
                 slog::error!(self.log(), "application error";
@@ -436,7 +431,7 @@ impl<'a> WsgiHandler<'a> {
     /// 500 if nothing was sent yet, else close (gevent: `_send_error_response_if_possible`).
     fn fail_response(&mut self) {
         if self.resp.head_sent() {
-            self.resp.close = true;
+            self.resp.set_close();
         } else {
             self.resp.send_internal_error();
         }
@@ -459,14 +454,15 @@ impl<'a> WsgiHandler<'a> {
     fn write_log_line(&mut self, request_line: &[u8], duration: Option<Duration>) {
         let mut line = std::mem::take(&mut self.line);
         line.clear();
+        let (status, bytes_sent) = (self.resp.sent_code(), self.resp.bytes_sent());
         let local_time = self.resp.date.local_time(now_secs());
         access_log::format_request(
             &mut line,
             self.remote.ip(),
             local_time,
             request_line,
-            self.resp.sent_code,
-            self.resp.bytes_sent,
+            status,
+            bytes_sent,
             duration,
         );
         access_log::write_line(&self.config.access_log, &mut line);
@@ -481,7 +477,7 @@ impl<'a> WsgiHandler<'a> {
             return;
         };
         let rbuf = state.input.rbuf_mut();
-        let mut link = self.resp.link.borrow_mut();
+        let mut link = self.link.borrow_mut();
         if link.flush().is_err() {
             return;
         }
@@ -522,12 +518,10 @@ fn is_app_disconnect(err: &AppError) -> bool {
     err.downcast_ref::<io::Error>().is_some_and(is_disconnect)
 }
 
+/// The panic's message (the crate's one extraction, `HandlerError::from_panic`).
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "non-string panic payload".to_owned()
+    match HandlerError::from_panic(payload) {
+        HandlerError::Panic(message) => message,
+        other => other.to_string(),
     }
 }

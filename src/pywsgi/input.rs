@@ -271,7 +271,7 @@ impl Input {
         if self.expect == Continue::Expected {
             self.expect = Continue::Settled;
             let mut link = self.link.borrow_mut();
-            if !link.response_started && !link.dead {
+            if link.phase.may_continue() {
                 link.wbuf.extend_from_slice(CONTINUE);
                 if let Err(err) = link.flush() {
                     drop(link);
@@ -327,7 +327,7 @@ impl Input {
         loop {
             match &mut self.body {
                 Body::Done => {
-                    if self.link.borrow().upgraded {
+                    if self.link.borrow().phase.upgraded() {
                         self.body = Body::Raw;
                         continue;
                     }
@@ -397,7 +397,7 @@ impl Input {
         self.expect = Continue::Settled;
         // the common case (no body) without the reading loop's frame
         if self.error.is_none() && matches!(self.body, Body::Done) {
-            return !self.link.borrow().upgraded;
+            return !self.link.borrow().phase.upgraded();
         }
         self.discard_rest(limit)
     }
@@ -408,7 +408,7 @@ impl Input {
             return false;
         }
         match self.body {
-            Body::Done => return !self.link.borrow().upgraded,
+            Body::Done => return !self.link.borrow().phase.upgraded(),
             Body::Raw => return false,
             Body::Length { remaining } => {
                 let buffered = clamp(self.rbuf.len(), remaining) as u64;

@@ -25,6 +25,114 @@ const DEADLINE_SLACK: Duration = Duration::from_millis(250);
 /// Output is flushed once this much is buffered, even in the middle of a pipelined batch.
 pub(crate) const WBUF_FLUSH_AT: usize = 64 * 1024;
 
+/// How far the response to the current request has got. One state for the response writer,
+/// the body reader (`100 Continue` only before a final head; raw input after a `101`) and the
+/// link (nothing is written once it is dead).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// No successful `start_response` for this request yet.
+    Idle,
+    /// `start_response` succeeded; no head was queued yet.
+    Started,
+    /// The head with this status code was queued (a canned error response included).
+    HeadSent(u16),
+    /// A write failed: the client is gone, nothing more is sent. What the response had reached
+    /// is kept: whether `start_response` had succeeded, and the status code queued (0: none).
+    Dead {
+        /// `start_response` had succeeded.
+        started: bool,
+        /// The status code of the queued head, 0 if none was.
+        code: u16,
+    },
+}
+
+impl Phase {
+    /// Whether `start_response` succeeded (or a head was queued).
+    #[inline]
+    pub(crate) fn started(self) -> bool {
+        match self {
+            Phase::Idle => false,
+            Phase::Started | Phase::HeadSent(_) => true,
+            Phase::Dead { started, .. } => started,
+        }
+    }
+
+    /// The status code of the queued head, 0 if none was.
+    #[inline]
+    pub(crate) fn code(self) -> u16 {
+        match self {
+            Phase::HeadSent(code) | Phase::Dead { code, .. } => code,
+            Phase::Idle | Phase::Started => 0,
+        }
+    }
+
+    /// Whether the response head was queued.
+    #[inline]
+    pub(crate) fn head_sent(self) -> bool {
+        self.code() != 0
+    }
+
+    /// Whether a `101 Switching Protocols` head was queued: after the request body the input is
+    /// the raw connection.
+    #[inline]
+    pub(crate) fn upgraded(self) -> bool {
+        self.code() == 101
+    }
+
+    #[inline]
+    pub(crate) fn is_dead(self) -> bool {
+        matches!(self, Phase::Dead { .. })
+    }
+
+    /// Whether an interim `100 Continue` may still be sent: no head yet, link alive.
+    #[inline]
+    pub(crate) fn may_continue(self) -> bool {
+        matches!(self, Phase::Idle | Phase::Started)
+    }
+
+    /// The phase of a new request (a dead link stays dead).
+    #[inline]
+    pub(crate) fn reset(self) -> Phase {
+        match self {
+            Phase::Dead { .. } => Phase::Dead {
+                started: false,
+                code: 0,
+            },
+            _ => Phase::Idle,
+        }
+    }
+
+    /// After a successful `start_response` (the head not sent yet).
+    #[inline]
+    pub(crate) fn start(self) -> Phase {
+        match self {
+            Phase::Dead { code, .. } => Phase::Dead {
+                started: true,
+                code,
+            },
+            _ => Phase::Started,
+        }
+    }
+
+    /// After a head with status `code` was queued.
+    #[inline]
+    pub(crate) fn sent(self, code: u16) -> Phase {
+        match self {
+            Phase::Dead { started, .. } => Phase::Dead { started, code },
+            _ => Phase::HeadSent(code),
+        }
+    }
+
+    /// After a failed write.
+    #[inline]
+    fn dead(self) -> Phase {
+        Phase::Dead {
+            started: self.started(),
+            code: self.code(),
+        }
+    }
+}
+
 /// The stream plus the output buffer and a little connection state.
 pub(crate) struct Link {
     /// Bytes queued for the client; flushed before any blocking read.
@@ -33,12 +141,8 @@ pub(crate) struct Link {
     /// `timeout_set`).
     read_timeout: Option<Duration>,
     timeout_set: bool,
-    /// A final response head for the current request has been queued (no `100 Continue` after it).
-    pub(crate) response_started: bool,
-    /// A `101 Switching Protocols` head was queued: the input turns raw after the request body.
-    pub(crate) upgraded: bool,
-    /// A write failed: the client is gone, nothing more is sent.
-    pub(crate) dead: bool,
+    /// How far the current response has got (a failed write makes it [`Phase::Dead`]).
+    pub(crate) phase: Phase,
     /// Boxed rather than an unsized tail: a `Link` of known layout makes every borrow of the
     /// shared `Rc<RefCell<..>>` a fixed offset instead of one computed from the vtable.
     pub(crate) stream: Box<dyn Connection>,
@@ -50,9 +154,7 @@ impl Link {
             wbuf: Vec::new(),
             read_timeout: None,
             timeout_set: false,
-            response_started: false,
-            upgraded: false,
-            dead: false,
+            phase: Phase::Idle,
             stream: Box::new(stream),
         }
     }
@@ -64,7 +166,7 @@ impl Link {
         if self.wbuf.is_empty() {
             return Ok(());
         }
-        if self.dead {
+        if self.phase.is_dead() {
             self.wbuf.clear();
             return Err(dead_error());
         }
@@ -74,14 +176,14 @@ impl Link {
             self.wbuf.shrink_to(WBUF_KEEP / 4);
         }
         if res.is_err() {
-            self.dead = true;
+            self.phase = self.phase.dead();
         }
         res
     }
 
     /// Writes `data` after whatever is buffered, without copying it into the buffer when large.
     pub(crate) fn write_through(&mut self, data: &[u8]) -> io::Result<()> {
-        if self.dead {
+        if self.phase.is_dead() {
             return Err(dead_error());
         }
         if data.len() < 4096 {
@@ -91,7 +193,7 @@ impl Link {
         self.flush()?;
         let res = self.stream.write_all(data);
         if res.is_err() {
-            self.dead = true;
+            self.phase = self.phase.dead();
         }
         res
     }
@@ -160,7 +262,8 @@ impl Link {
     }
 }
 
-fn dead_error() -> io::Error {
+/// The error of a write to a dead link.
+pub(crate) fn dead_error() -> io::Error {
     io::Error::new(io::ErrorKind::BrokenPipe, "the client connection is closed")
 }
 

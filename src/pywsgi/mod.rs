@@ -32,7 +32,7 @@
 //! - Every wait is bounded: a header read timeout (a client trickling its head is cut off with a
 //!   408), a keep-alive idle timeout, a body read timeout and a write timeout.
 //! - Request heads are parsed strictly (httparse with every leniency off, plus the checks of
-//!   `head.rs`): 400 and close on Content-Length together with Transfer-Encoding,
+//!   `head/`): 400 and close on Content-Length together with Transfer-Encoding,
 //!   repeated or non-numeric Content-Length, a Transfer-Encoding not ending in chunked (501 for
 //!   other codings), Transfer-Encoding on HTTP/1.0, whitespace before a colon, obs-fold (gevent
 //!   accepts folded headers), bare CR or LF, NUL, invalid name characters, non-ASCII request
@@ -66,13 +66,18 @@
 //!
 //! # Layout
 //!
-//! `head.rs` (request head, RFC 9112 framing rules), `chunked.rs` (chunked decoder),
-//! `input.rs` (`wsgi.input`), `response.rs` (`start_response`, `write`, framing), `environ.rs`,
-//! `app.rs` (`Application`, `Body`), `handler.rs` (the connection loop), `io.rs` (buffers),
-//! `conn.rs` (`Connection`), `config.rs` (limits, timeouts), `date.rs`, `access_log.rs`.
+//! Leaf modules first; each module imports only modules above it in this list (no cycles):
+//! `syntax.rs` (byte syntax helpers), `config.rs` (limits, timeouts), `conn.rs` (`Connection`),
+//! `date.rs`, `body.rs` (`Body`, `AppError`), `io.rs` (buffers, the response `Phase`),
+//! `chunked.rs` (chunked decoder), `head/` (request head: `parse.rs`, `framing.rs` for the RFC 9112
+//! framing rules, `target.rs`), `input.rs` (`wsgi.input`), `environ/` (`Environ`; `values.rs`:
+//! the `HTTP_*` values), `access_log.rs`, `response/` (`start_response` and `write`:
+//! `validate.rs`, `wire.rs`, `encode.rs`, `writer.rs`), `app.rs` (`Application`), `handler.rs`
+//! (the connection loop), `server.rs` (`WsgiServer`).
 
 mod access_log;
 mod app;
+mod body;
 mod chunked;
 mod config;
 mod conn;
@@ -84,10 +89,12 @@ mod input;
 mod io;
 mod response;
 mod server;
+mod syntax;
 
-pub use app::{from_fn, AppError, AppResult, Application, Body};
+pub use app::{from_fn, Application};
+pub use body::{AppError, AppResult, Body};
 pub use config::{
-    AccessLog, WsgiConfig, BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, KEEPALIVE_TIMEOUT,
+    AccessLog, WsgiConfig, WsgiSettings, BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, KEEPALIVE_TIMEOUT,
     LINGER_MAX_BYTES, LINGER_TIMEOUT, MAX_CHUNK_EXTENSION, MAX_DISCARD, MAX_HEADERS,
     MAX_HEADER_BLOCK, MAX_REQUEST_LINE, MAX_TRAILER_LINE, MAX_TRAILER_SECTION, READ_BUFFER_SIZE,
     SERVER_SOFTWARE, WRITE_TIMEOUT,
@@ -101,120 +108,5 @@ pub use server::{WsgiServer, WsgiServerBuilder};
 
 /// Internals exposed for benchmarks and fuzzing only; not a stable API.
 #[doc(hidden)]
-pub mod __private {
-    use super::chunked::ChunkedDecoder;
-    use super::head::{self, Limits, RequestHead};
-
-    /// A reusable request-head parser (the engine's, with the default limits).
-    #[derive(Debug, Default)]
-    pub struct HeadParser(RequestHead);
-
-    impl HeadParser {
-        /// Parses one request head; returns its length, `None` when incomplete, or the status
-        /// code of the rejection.
-        pub fn parse(&mut self, buf: &[u8]) -> Result<Option<usize>, u16> {
-            let limits = Limits {
-                max_request_line: super::MAX_REQUEST_LINE,
-                max_header_block: super::MAX_HEADER_BLOCK,
-                max_body: None,
-            };
-            head::parse(buf, &mut self.0, &limits).map_err(|err| err.status())
-        }
-    }
-
-    /// Serialises a hello-world response (`start_response` with one header, a static body)
-    /// through the engine's response writer into an in-memory buffer, as a benchmark target.
-    pub struct ResponseBench {
-        resp: super::response::Response,
-        head: RequestHead,
-    }
-
-    impl std::fmt::Debug for ResponseBench {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("ResponseBench")
-        }
-    }
-
-    struct Sink;
-
-    impl std::io::Read for Sink {
-        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
-            Ok(0)
-        }
-    }
-
-    impl std::io::Write for Sink {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl super::Connection for Sink {
-        fn set_read_timeout(&mut self, _: Option<std::time::Duration>) -> std::io::Result<()> {
-            Ok(())
-        }
-        fn set_write_timeout(&mut self, _: Option<std::time::Duration>) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Default for ResponseBench {
-        fn default() -> ResponseBench {
-            let link: super::io::Shared =
-                std::rc::Rc::new(std::cell::RefCell::new(super::io::Link::new(Sink)));
-            let mut head = RequestHead::default();
-            let limits = Limits {
-                max_request_line: 8192,
-                max_header_block: 65536,
-                max_body: None,
-            };
-            let _ = head::parse(
-                b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
-                &mut head,
-                &limits,
-            );
-            ResponseBench {
-                resp: super::response::Response::new(link),
-                head,
-            }
-        }
-    }
-
-    impl ResponseBench {
-        /// One response with `status` and `headers` (the same arguments every time hit the
-        /// `start_response` cache; vary them to measure validation); returns its wire length.
-        pub fn run(
-            &mut self,
-            status: &str,
-            headers: &[(&str, &str)],
-            body: &'static [u8],
-        ) -> usize {
-            self.resp.begin(&self.head, true);
-            if self.resp.start(status, headers).is_err() {
-                return 0;
-            }
-            let _ = self.resp.send_body(super::Body::from(body));
-            let mut link = self.resp.link.borrow_mut();
-            let len = link.wbuf.len();
-            link.wbuf.clear();
-            len
-        }
-    }
-
-    /// Decodes a whole chunked body fed in `piece`-byte slices (through the engine's decoder);
-    /// returns the decoded length, or `None` if it is malformed or incomplete.
-    pub fn decode_chunked(body: &[u8], piece: usize, out: &mut Vec<u8>) -> Option<usize> {
-        let mut decoder = ChunkedDecoder::new();
-        out.clear();
-        for slice in body.chunks(piece.max(1)) {
-            let mut pos = 0;
-            while pos < slice.len() && !decoder.is_done() {
-                pos += decoder.decode(&slice[pos..], out).ok()?;
-            }
-        }
-        decoder.is_done().then_some(out.len())
-    }
-}
+#[path = "bench.rs"]
+pub mod __private;

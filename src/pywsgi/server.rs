@@ -313,7 +313,7 @@ impl WsgiServerBuilder {
         let tls = {
             let (tls, stack_words) = self.tls.finish(self.common.opts.stack_words)?;
             self.common.opts.stack_words = stack_words;
-            if tls.is_some() && config.get_url_scheme() == "http" {
+            if tls.is_some() && config.settings().url_scheme() == "http" {
                 config = config.url_scheme("https");
             }
             tls
@@ -384,7 +384,7 @@ fn update_environ(template: &WsgiConfig, address: Option<&Address>) -> WsgiConfi
     let Some(inet) = address.and_then(Address::as_inet) else {
         return config;
     };
-    if config.get_server_name().is_empty() {
+    if config.settings().server_name().is_empty() {
         let ip = inet.ip();
         let name = if ip.is_loopback() {
             "localhost".to_owned()
@@ -398,7 +398,7 @@ fn update_environ(template: &WsgiConfig, address: Option<&Address>) -> WsgiConfi
         };
         config = config.server_name(name);
     }
-    if config.get_server_port().is_empty() {
+    if config.settings().server_port().is_empty() {
         config = config.server_port(inet.port().to_string());
     }
     config

@@ -1,8 +1,13 @@
 //! [`Environ`]: the WSGI environ of one request.
 //!
 //! It keeps the parsed request head (bytes and spans) and computes each key on lookup instead of
-//! building some twenty strings per request. Values that need their own storage (joined repeated
-//! headers, latin-1 decoded values, a percent-decoded PATH_INFO) are prepared once while parsing.
+//! building some twenty strings per request. The `HTTP_*` values are worked out for all headers
+//! together on the first lookup that needs one ([`EnvValues`]): most are spans of the head, and
+//! only joined repeated headers and latin-1 decoded values get their own storage. A request whose
+//! application never looks at a header pays nothing for them. (PATH_INFO is percent-decoded by
+//! the parser, which has the target at hand.)
+
+mod values;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -13,6 +18,8 @@ use std::sync::Arc;
 use super::config::BaseEnviron;
 use super::head::RequestHead;
 use super::input::Input;
+
+pub(crate) use self::values::EnvValues;
 
 /// `REMOTE_ADDR` and `REMOTE_PORT`, formatted once per connection without allocating.
 #[derive(Clone, Copy)]
@@ -140,11 +147,36 @@ pub struct Environ {
 /// handing it to the application and back moves one pointer).
 pub(crate) struct EnvState {
     pub(crate) head: RequestHead,
-    pub(crate) base: Arc<BaseEnviron>,
-    pub(crate) remote: Remote,
+    /// The environ values of `head`'s header fields.
+    values: EnvValues,
+    base: Arc<BaseEnviron>,
+    remote: Remote,
     pub(crate) input: Input,
     /// Application changes: `Some` = inserted/replaced, `None` = removed.
-    pub(crate) overrides: Vec<(String, Option<String>)>,
+    overrides: Vec<(String, Option<String>)>,
+}
+
+impl EnvState {
+    /// The storage of a connection's environs (no request yet).
+    pub(crate) fn new(base: Arc<BaseEnviron>, remote: Remote, input: Input) -> EnvState {
+        EnvState {
+            head: RequestHead::default(),
+            values: EnvValues::default(),
+            base,
+            remote,
+            input,
+            overrides: Vec::new(),
+        }
+    }
+
+    /// Makes ready for the request just parsed into `head`: its body, its header values, no
+    /// application changes.
+    pub(crate) fn begin_request(&mut self) {
+        self.input
+            .reset(self.head.framing, self.head.expect_continue);
+        self.values.reset();
+        self.overrides.clear();
+    }
 }
 
 impl Environ {
@@ -244,13 +276,12 @@ impl Environ {
                 entries.push((Cow::Borrowed(key), value));
             }
         }
-        for entry in self.state.head.http_entries() {
-            if let Some(value) = self.state.head.env_value(entry) {
-                let key = http_key(self.state.head.header_name(entry));
-                // a server extra of the same name is shadowed by the request's header
-                entries.retain(|(k, _)| *k != key);
-                entries.push((Cow::Owned(key), value));
-            }
+        let head = &self.state.head;
+        for (entry, value) in self.state.values.http_entries(head) {
+            let key = http_key(head.header_name(entry));
+            // a server extra of the same name is shadowed by the request's header
+            entries.retain(|(k, _)| *k != key);
+            entries.push((Cow::Owned(key), value));
         }
         entries.push((Cow::Borrowed("RAW_URI"), self.state.head.target()));
         if !self.state.overrides.is_empty() {
@@ -294,8 +325,7 @@ impl Environ {
             "SERVER_PROTOCOL" => Some(head.version.as_str()),
             "CONTENT_TYPE" => head
                 .content_type
-                .and_then(|i| head.headers.get(i as usize))
-                .and_then(|entry| head.env_value(entry)),
+                .and_then(|i| self.state.values.value(head, i as usize)),
             "CONTENT_LENGTH" => head
                 .content_length
                 .and_then(|i| head.headers.get(i as usize))
@@ -304,9 +334,13 @@ impl Environ {
             "REMOTE_PORT" => self.state.remote.port(),
             _ => {
                 let name = key.strip_prefix("HTTP_")?;
-                head.http_entries()
-                    .find(|entry| http_name_matches(entry.name.get(&head.buf), name.as_bytes()))
-                    .and_then(|entry| head.env_value(entry))
+                self.state
+                    .values
+                    .http_entries(head)
+                    .find(|(entry, _)| {
+                        http_name_matches(entry.name.get(&head.buf), name.as_bytes())
+                    })
+                    .map(|(_, value)| value)
             }
         }
     }
@@ -420,15 +454,17 @@ impl Environ {
         }
         if self.state.overrides.is_empty() {
             let head = &self.state.head;
-            return head
-                .http_entries()
-                .find(|entry| {
+            return self
+                .state
+                .values
+                .http_entries(head)
+                .find(|(entry, _)| {
                     entry
                         .name
                         .get(&head.buf)
                         .eq_ignore_ascii_case(name.as_bytes())
                 })
-                .and_then(|entry| head.env_value(entry));
+                .map(|(_, value)| value);
         }
         self.get(&http_key(name))
     }
