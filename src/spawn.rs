@@ -5,7 +5,7 @@ use crate::pool::Pool;
 /// The spawn strategy of a server. gevent: `spawn='default' | Pool | int | None`.
 ///
 /// Whatever the strategy, the server tracks its handlers so that
-/// [`stop`](crate::BaseServer::stop) can wait for them and then cancel them (gevent only does
+/// [`stop`](crate::StreamServer::stop) can wait for them and then cancel them (gevent only does
 /// this with a pool).
 #[derive(Debug, Clone, Default)]
 pub enum Spawn {

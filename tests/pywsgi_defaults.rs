@@ -403,3 +403,87 @@ fn access_log_to_a_slog_logger_is_info_records() {
     assert!(line.contains("\"GET / HTTP/1.1\" 200 "), "{line}");
     assert_eq!(server.access.text(), "", "the writer was replaced");
 }
+
+#[test]
+fn every_protocol_setting_is_on_the_builder_and_reaches_the_wire() {
+    // Set on the builder itself (no WsgiConfig): a short header timeout answers 408 in time.
+    let server = WsgiServer::builder("127.0.0.1:0", hello)
+        .header_read_timeout(Duration::from_millis(300))
+        .keepalive_timeout(Duration::from_secs(5))
+        .body_read_timeout(Duration::from_secs(5))
+        .write_timeout(Duration::from_secs(5))
+        .max_request_line(4096)
+        .max_header_block(32 * 1024)
+        .max_body_size(1024u64)
+        .max_discard(1024)
+        .read_buffer_size(2048)
+        .keep_alive(true)
+        .server_name("example")
+        .server_port("80")
+        .server_software("test/1")
+        .url_scheme("http")
+        .access_log(None)
+        .build()
+        .unwrap();
+    server.start().unwrap();
+    let addr = server.local_addr().unwrap();
+    let mut client = TcpStream::connect(addr).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let begin = Instant::now();
+    client.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    let reply = read_to_close(&mut client);
+    assert_within(
+        begin.elapsed(),
+        Duration::from_millis(300),
+        "header timeout",
+    );
+    assert!(
+        String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 408 "),
+        "{reply:?}"
+    );
+    // A request line over the builder's limit is a 414.
+    let mut client = TcpStream::connect(addr).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let long = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "x".repeat(5000));
+    client.write_all(long.as_bytes()).unwrap();
+    let reply = read_to_close(&mut client);
+    assert!(
+        String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 414 "),
+        "{reply:?}"
+    );
+    server.stop(None);
+}
+
+#[test]
+fn config_after_a_setting_it_would_discard_is_an_error_not_a_silent_overwrite() {
+    let err = WsgiServer::builder("127.0.0.1:0", hello)
+        .access_log(None)
+        .environ("X_ONE", "1")
+        .config(WsgiConfig::new())
+        .build()
+        .unwrap_err();
+    assert!(err.is_invalid_config(), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("access_log") && message.contains("environ"),
+        "{message}"
+    );
+    // First config(), then settings on top of it: fine.
+    let server = WsgiServer::builder("127.0.0.1:0", hello)
+        .config(WsgiConfig::new().max_discard(10))
+        .access_log(None)
+        .build()
+        .unwrap();
+    drop(server);
+    // Two config() calls: the second would discard the first.
+    let err = WsgiServer::builder("127.0.0.1:0", hello)
+        .config(WsgiConfig::new())
+        .config(WsgiConfig::new())
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("config"), "{err}");
+}

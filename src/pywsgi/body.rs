@@ -6,7 +6,7 @@ use std::fmt;
 /// The error an application may return: anything boxed. Before anything was sent the client gets
 /// `500 Internal Server Error`; afterwards the connection is closed. The error goes to the error
 /// log with the environ redacted.
-pub type AppError = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::error::BoxError as AppError;
 
 /// What an application returns: the response body, or an error.
 pub type AppResult = Result<Body, AppError>;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::address::Address;
 use crate::base_server::BaseServer;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::protocol::{StreamExtra, StreamProto};
 use crate::settings::{common_builder_methods, Common};
 use crate::shared::Shared;
@@ -223,8 +223,24 @@ pub struct WsgiServerBuilder {
     app: Arc<dyn Application>,
     config: WsgiConfig,
     error_log_set: bool,
+    /// The protocol settings made one by one so far (a later `config()` would discard them).
+    touched: Vec<&'static str>,
+    /// `config()` came after settings it replaces: an error at `build()`.
+    conflict: Option<String>,
     #[cfg(feature = "tls")]
     tls: crate::tls::TlsBuilder,
+}
+
+/// Builder methods that set one [`WsgiConfig`] setting (documented there).
+macro_rules! config_setters {
+    ($($(#[$doc:meta])* $name:ident($arg:ident: $ty:ty);)*) => {$(
+        $(#[$doc])*
+        pub fn $name(mut self, $arg: $ty) -> Self {
+            self.config = self.config.$name($arg);
+            self.touched.push(stringify!($name));
+            self
+        }
+    )*};
 }
 
 impl fmt::Debug for WsgiServerBuilder {
@@ -257,6 +273,8 @@ impl WsgiServer {
             app: Arc::new(application),
             config: WsgiConfig::new(),
             error_log_set: false,
+            touched: Vec::new(),
+            conflict: None,
             #[cfg(feature = "tls")]
             tls: Default::default(),
         }
@@ -270,9 +288,21 @@ impl WsgiServerBuilder {
     #[cfg(feature = "tls")]
     crate::tls::tls_builder_methods!();
 
-    /// Replace the whole protocol configuration (limits, timeouts, logs, environ).
-    /// Default: [`WsgiConfig::new`].
+    /// Start from a whole protocol configuration (limits, timeouts, logs, environ) built
+    /// elsewhere, e.g. shared by several servers. Default: [`WsgiConfig::new`]. It replaces
+    /// every protocol setting, so it comes first: called after a protocol setting of this
+    /// builder (`access_log`, `environ`, a timeout, ...) or a second time, `build()` fails with
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) naming what it would discard —
+    /// nothing is overwritten silently.
     pub fn config(mut self, config: WsgiConfig) -> Self {
+        if !self.touched.is_empty() && self.conflict.is_none() {
+            self.conflict = Some(format!(
+                "config() replaces the whole configuration and would discard {} set before \
+                 it: call config() first",
+                self.touched.join(", ")
+            ));
+        }
+        self.touched.push("config");
         self.config = config;
         self
     }
@@ -281,6 +311,7 @@ impl WsgiServerBuilder {
     /// switches it off. Default: standard error. gevent: `log=`.
     pub fn access_log(mut self, log: impl Into<Option<AccessLog>>) -> Self {
         self.config = self.config.access_log(log.into().unwrap_or(AccessLog::Off));
+        self.touched.push("access_log");
         self
     }
 
@@ -289,22 +320,70 @@ impl WsgiServerBuilder {
     pub fn error_log(mut self, logger: slog::Logger) -> Self {
         self.config = self.config.error_log(logger);
         self.error_log_set = true;
+        self.touched.push("error_log");
         self
     }
 
-    /// An extra environ entry for every request. gevent: `environ=`.
+    /// An extra environ entry for every request (call it once per entry). gevent: `environ=`.
     pub fn environ(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.config = self.config.environ(key, value);
+        self.touched.push("environ");
         self
+    }
+
+    config_setters! {
+        /// Deadline for a request head, from its first byte (slow-loris): 408 after it.
+        /// Default: 10 s. See [`WsgiConfig::header_read_timeout`].
+        header_read_timeout(timeout: impl Into<Option<Duration>>);
+        /// How long an idle keep-alive connection may wait for its next request. Default:
+        /// 75 s. See [`WsgiConfig::keepalive_timeout`].
+        keepalive_timeout(timeout: impl Into<Option<Duration>>);
+        /// Timeout of each read of a request body. Default: 30 s.
+        /// See [`WsgiConfig::body_read_timeout`].
+        body_read_timeout(timeout: impl Into<Option<Duration>>);
+        /// Timeout of each write of a response. Default: 30 s.
+        /// See [`WsgiConfig::write_timeout`].
+        write_timeout(timeout: impl Into<Option<Duration>>);
+        /// Longest request line (414 beyond). Default: 8192.
+        /// See [`WsgiConfig::max_request_line`].
+        max_request_line(bytes: usize);
+        /// Largest request head (431 beyond). Default: 64 KiB.
+        /// See [`WsgiConfig::max_header_block`].
+        max_header_block(bytes: usize);
+        /// Largest request body (413 beyond); `None`: no limit. Default: `None`.
+        /// See [`WsgiConfig::max_body_size`].
+        max_body_size(bytes: impl Into<Option<u64>>);
+        /// Most unread body bytes discarded to keep a connection alive. Default: 64 KiB.
+        /// See [`WsgiConfig::max_discard`].
+        max_discard(bytes: u64);
+        /// Initial size of each connection's read buffer. Default: 1 KiB.
+        /// See [`WsgiConfig::read_buffer_size`].
+        read_buffer_size(bytes: usize);
+        /// Whether connections may stay open between requests. Default: on.
+        /// See [`WsgiConfig::keep_alive`].
+        keep_alive(enabled: bool);
+        /// `SERVER_NAME`. Default: from the bound address. See [`WsgiConfig::server_name`].
+        server_name(name: impl Into<String>);
+        /// `SERVER_PORT`. Default: the bound port. See [`WsgiConfig::server_port`].
+        server_port(port: impl Into<String>);
+        /// `SERVER_SOFTWARE`. See [`WsgiConfig::server_software`].
+        server_software(software: impl Into<String>);
+        /// `wsgi.url_scheme`. Default: `http` (`https` with TLS).
+        /// See [`WsgiConfig::url_scheme`].
+        url_scheme(scheme: impl Into<String>);
     }
 
     /// Check the settings and create the server (it binds at `start()`).
     ///
     /// # Errors
-    /// An unparsable address, `max_accept` of 0, a backlog together with a bound socket, or
-    /// (with TLS) unreadable or invalid certificate files.
+    /// An unparsable address, `max_accept` of 0, a backlog together with a bound socket,
+    /// `config()` after settings it would discard, or (with TLS) unreadable or invalid
+    /// certificate files.
     #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
     pub fn build(mut self) -> Result<WsgiServer> {
+        if let Some(conflict) = self.conflict.take() {
+            return Err(Error::InvalidConfig(conflict));
+        }
         let mut config = self.config;
         if let (Some(logger), false) = (&self.common.logger, self.error_log_set) {
             config = config.error_log(logger.clone());
