@@ -15,8 +15,9 @@ pub enum Spawn {
     /// Run handlers in this pool; while it is full, no connection is accepted (clients wait
     /// in the kernel backlog). gevent: `spawn=Pool(n)`; an integer is `Pool::new(n)`.
     Pool(Pool),
-    /// Run each handler to completion before accepting the next connection (the handler runs
-    /// in the accept loop's stead). gevent: `spawn=None` — but here the handler may block.
+    /// Run each handler to completion before accepting the next connection: handlers run
+    /// one at a time (in a pool of one), and nothing is accepted while one runs.
+    /// gevent: `spawn=None` — but here the handler may block.
     Inline,
 }
 
