@@ -207,13 +207,7 @@ impl<P: Protocol> BaseServer<P> {
     }
 
     pub(crate) fn address(&self) -> Option<Address> {
-        let state = self.shared.state();
-        match (&state.address, &state.source) {
-            (Some(address), _) => Some(address.clone()),
-            // Not bound yet: the configured address, as gevent's `server.address`.
-            (None, Source::Address(addr)) => Some(Address::Inet(*addr)),
-            (None, _) => None,
-        }
+        self.shared.address()
     }
 
     pub(crate) fn fileno(&self) -> Option<RawFd> {

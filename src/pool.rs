@@ -422,8 +422,10 @@ impl Pool {
 pub(crate) fn cancel(co: &Coroutine) {
     #[allow(unsafe_code)]
     // SAFETY: may's cancel is memory-safe; it is `unsafe` because the cancelled code stops at
-    // an arbitrary blocking call. Our members are written for that (their guards release
-    // resources in `Drop`), and the crate builds with `panic = "unwind"` so unwinding works.
+    // an arbitrary blocking call and unwinds from there. Unwinding is guaranteed (lib.rs
+    // refuses to compile with `panic = "abort"`); what a member's `Drop` may do while it
+    // unwinds is documented in the crate docs, and `Pool::kill` cancels one member at a time
+    // so that two members' guards never contend.
     unsafe {
         co.cancel()
     }

@@ -99,6 +99,16 @@ impl<P: Protocol> Shared<P> {
         }
     }
 
+    /// The bound address, or before binding the configured one (gevent's `server.address`).
+    pub(crate) fn address(&self) -> Option<Address> {
+        let state = self.state();
+        match (&state.address, &state.source) {
+            (Some(address), _) => Some(address.clone()),
+            (None, Source::Address(addr)) => Some(Address::Inet(*addr)),
+            (None, _) => None,
+        }
+    }
+
     /// Bind (or take over) the listening socket if it is not bound yet.
     pub(crate) fn init_socket_locked(&self, state: &mut State<P>) -> Result<()> {
         if state.bound.is_some() {

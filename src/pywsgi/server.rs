@@ -442,7 +442,7 @@ impl ConfigCell {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .upgrade()
-            .and_then(|shared| BaseServer { shared }.address());
+            .and_then(|shared| shared.address());
         let mut resolved = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((addr, config)) = resolved.as_ref() {
             if *addr == address {
