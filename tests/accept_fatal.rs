@@ -4,32 +4,15 @@
 
 mod support;
 
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::thread;
 
 use may_gevent::{Address, Stream, StreamServer};
 use support::{assert_connection_refused, inet, WAIT};
 
-/// A slog drain that sends every record's level and message to a channel.
-struct Records(Mutex<mpsc::Sender<(slog::Level, String)>>);
-
-impl slog::Drain for Records {
-    type Ok = ();
-    type Err = slog::Never;
-    fn log(&self, record: &slog::Record<'_>, _: &slog::OwnedKVList) -> Result<(), slog::Never> {
-        let _ = self
-            .0
-            .lock()
-            .unwrap()
-            .send((record.level(), record.msg().to_string()));
-        Ok(())
-    }
-}
-
 #[test]
 fn a_broken_listener_closes_the_server_and_serve_forever_returns_the_error() {
-    let (tx, records) = mpsc::channel();
-    let logger = slog::Logger::root(slog::Drain::fuse(Records(Mutex::new(tx))), slog::o!());
+    let (logger, records) = support::recording_logger();
     let server = Arc::new(
         StreamServer::builder("127.0.0.1:0", |_s: Stream, _a: Address| {})
             .logger(logger)

@@ -77,28 +77,6 @@ fn the_server_asks_for_a_larger_receive_buffer_than_the_kernel_default() {
     assert_eq!(server.recv_buffer_size(), Some(128 * 1024));
 }
 
-/// A slog drain that sends every record's message and level to a channel.
-struct Records(Mutex<mpsc::Sender<(slog::Level, String)>>);
-
-impl slog::Drain for Records {
-    type Ok = ();
-    type Err = slog::Never;
-    fn log(&self, record: &slog::Record<'_>, _: &slog::OwnedKVList) -> Result<(), slog::Never> {
-        let _ = self
-            .0
-            .lock()
-            .unwrap()
-            .send((record.level(), record.msg().to_string()));
-        Ok(())
-    }
-}
-
-fn recording_logger() -> (slog::Logger, mpsc::Receiver<(slog::Level, String)>) {
-    let (tx, rx) = mpsc::channel();
-    let logger = slog::Logger::root(slog::Drain::fuse(Records(Mutex::new(tx))), slog::o!());
-    (logger, rx)
-}
-
 fn wait_for_record(rx: &mpsc::Receiver<(slog::Level, String)>, needle: &str) -> slog::Level {
     loop {
         let (level, msg) = rx
@@ -112,7 +90,7 @@ fn wait_for_record(rx: &mpsc::Receiver<(slog::Level, String)>, needle: &str) -> 
 
 #[test]
 fn datagrams_dropped_by_a_saturated_receiver_are_counted_and_logged() {
-    let (logger, records) = recording_logger();
+    let (logger, records) = support::recording_logger();
     let (started_tx, started) = mpsc::channel();
     let started_tx = Mutex::new(started_tx);
     let release = Arc::new(may::sync::SyncFlag::new());
@@ -165,7 +143,7 @@ fn datagrams_dropped_by_a_saturated_receiver_are_counted_and_logged() {
 
 #[test]
 fn a_datagram_longer_than_max_datagram_size_is_truncated_visibly() {
-    let (logger, records) = recording_logger();
+    let (logger, records) = support::recording_logger();
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
     let server = DatagramServer::builder(

@@ -624,26 +624,9 @@ fn stream_exposes_peer_address_and_timeouts() {
     assert_eq!(read_to_end(&mut client), b"timed out");
 }
 
-/// A slog drain that sends every record's level and message to a channel.
-struct Records(Mutex<mpsc::Sender<(slog::Level, String)>>);
-
-impl slog::Drain for Records {
-    type Ok = ();
-    type Err = slog::Never;
-    fn log(&self, record: &slog::Record<'_>, _: &slog::OwnedKVList) -> Result<(), slog::Never> {
-        let _ = self
-            .0
-            .lock()
-            .unwrap()
-            .send((record.level(), record.msg().to_string()));
-        Ok(())
-    }
-}
-
 #[test]
 fn a_client_that_disconnects_is_a_debug_record_and_a_real_error_an_error_record() {
-    let (tx, records) = mpsc::channel();
-    let logger = slog::Logger::root(slog::Drain::fuse(Records(Mutex::new(tx))), slog::o!());
+    let (logger, records) = support::recording_logger();
     // Writes until the client is gone (EPIPE / ECONNRESET), unless asked to fail.
     let server = StreamServer::builder("127.0.0.1:0", |mut s: Stream, _a: Address| {
         let mut first = [0u8; 1];

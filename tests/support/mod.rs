@@ -267,3 +267,26 @@ impl Rendezvous {
         Ok(())
     }
 }
+
+/// A slog drain that sends every record's level and message to a channel.
+struct Records(Mutex<mpsc::Sender<(slog::Level, String)>>);
+
+impl slog::Drain for Records {
+    type Ok = ();
+    type Err = slog::Never;
+    fn log(&self, record: &slog::Record<'_>, _: &slog::OwnedKVList) -> Result<(), slog::Never> {
+        let _ = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send((record.level(), record.msg().to_string()));
+        Ok(())
+    }
+}
+
+/// A logger whose records (level and message) arrive on the returned channel.
+pub fn recording_logger() -> (slog::Logger, mpsc::Receiver<(slog::Level, String)>) {
+    let (tx, rx) = mpsc::channel();
+    let logger = slog::Logger::root(slog::Drain::fuse(Records(Mutex::new(tx))), slog::o!());
+    (logger, rx)
+}
