@@ -100,10 +100,29 @@ pub(crate) fn send_plain<S: AsIoData + AsRawFd + Write>(
     }
 }
 
+/// Send up to `len` bytes from `offset` with `step(offset, count)` (which sends at most
+/// `count` bytes at `offset` and returns how many, 0 at the end of the file) until `len` are
+/// sent or the file ends: a `u64` length over `usize` steps. Returns the bytes sent.
+pub(crate) fn send_len(
+    offset: u64,
+    len: u64,
+    mut step: impl FnMut(u64, usize) -> io::Result<usize>,
+) -> io::Result<u64> {
+    let mut sent = 0u64;
+    while sent < len {
+        let want = usize::try_from(len - sent).unwrap_or(usize::MAX);
+        let n = step(offset + sent, want)?;
+        if n == 0 {
+            break;
+        }
+        sent += n as u64;
+    }
+    Ok(sent)
+}
+
 /// Send up to `count` bytes of `file` from `offset` through `out` by reading at most
 /// [`COPY_CHUNK`] bytes at a time and writing each with `write_all`. Returns the bytes sent:
 /// `count`, or fewer when the file ends first.
-#[cfg_attr(not(feature = "tls"), allow(dead_code))]
 pub(crate) fn copy_file<W: Write + ?Sized>(
     out: &mut W,
     file: &File,
