@@ -61,7 +61,7 @@ pub(crate) fn sendfile_once(
 /// in a loop, waiting (coroutine-style, at most `write_timeout` each time) whenever the send
 /// buffer is full. Returns the bytes sent: `count`, or fewer when the file ends first.
 ///
-/// Without `sendfile(2)` (not Linux), a bounded copy.
+/// Without `sendfile(2)` (not Linux, or a file system that refuses it), a bounded copy.
 pub(crate) fn send_plain<S: AsIoData + AsRawFd + Write>(
     sock: &mut S,
     write_timeout: Option<Duration>,
@@ -87,6 +87,13 @@ pub(crate) fn send_plain<S: AsIoData + AsRawFd + Write>(
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                     since_yield = 0;
                     wait_ready(&*sock, Interest::Write, write_timeout)?;
+                }
+                // a file system that cannot sendfile(2): copy instead
+                Err(err)
+                    if sent == 0
+                        && matches!(err.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) =>
+                {
+                    return copy_file(sock, file, offset, count);
                 }
                 Err(err) => return Err(err),
             }

@@ -307,8 +307,9 @@ impl Stream {
     ///   from the page cache to the socket — and whenever the send buffer is full it waits as
     ///   [`wait_writable`](Self::wait_writable) does (bounded by the write timeout, ended by a
     ///   shutdown, unwound by a cancel).
-    /// - With TLS (and on systems without `sendfile(2)`): a bounded copy, reading at most
-    ///   64 KiB of the file at a time and writing it as [`Write::write_all`] does.
+    /// - With TLS (and without `sendfile(2)`: other systems, or a file system that refuses
+    ///   it): a bounded copy, reading at most 64 KiB of the file at a time and writing it as
+    ///   [`Write::write_all`] does.
     ///
     /// A long send to a fast reader yields to the other coroutines every few MiB.
     ///
