@@ -231,6 +231,7 @@ mod pool;
 mod protocol;
 pub mod pywsgi;
 mod registry;
+mod sendfile;
 mod server_methods;
 mod settings;
 mod shared;
@@ -241,6 +242,7 @@ mod stream;
 mod stream_server;
 #[cfg(feature = "tls")]
 mod tls;
+mod wait;
 
 pub use address::{parse_address, Address};
 pub use backoff::{MAX_DELAY, MIN_DELAY};

@@ -2,6 +2,7 @@
 //! `handle(socket, address)`).
 
 use std::fmt;
+use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -12,6 +13,8 @@ use may::os::unix::net::UnixStream;
 
 use crate::address::Address;
 use crate::registry::Registration;
+use crate::sendfile::{self, COPY_CHUNK};
+use crate::wait::{wait_ready, Interest};
 
 /// A client connection: TCP, Unix or (with the `tls` feature) TLS over either.
 ///
@@ -79,6 +82,22 @@ impl PlainStream {
     /// The current read timeout.
     pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
         plain!(self, s => s.read_timeout())
+    }
+
+    /// The current write timeout.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        plain!(self, s => s.write_timeout())
+    }
+
+    /// Wait (parking only this coroutine) until the socket is ready for `interest`.
+    fn wait(&self, interest: Interest, timeout: Option<Duration>) -> io::Result<()> {
+        plain!(self, s => wait_ready(s, interest, timeout))
+    }
+
+    /// [`Stream::sendfile`] on this socket.
+    fn sendfile(&mut self, file: &File, offset: u64, count: usize) -> io::Result<usize> {
+        let timeout = self.write_timeout()?;
+        plain!(self, s => sendfile::send_plain(s, timeout, file, offset, count))
     }
 
     /// Shut down the reading, writing or both halves.
@@ -230,6 +249,106 @@ impl Stream {
         self.get_ref().read_timeout()
     }
 
+    /// The current write timeout.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        self.get_ref().write_timeout()
+    }
+
+    /// Wait until the connection can be written to without blocking: there is room in the
+    /// socket's send buffer, or the socket is shut down or in error (then the next write
+    /// reports it). gevent: `gevent.socket.wait_write(fileno)`.
+    ///
+    /// Only this coroutine parks (on a plain thread, the thread blocks in `poll(2)`). The wait
+    /// is bounded by the stream's write timeout ([`Stream::set_write_timeout`]) and ends when
+    /// the connection is shut down — a server's `stop()` shuts its connections down, so a
+    /// handler waiting here returns, and the write that follows fails. A cancel (`stop()`'s
+    /// last resort, [`Pool::kill`](crate::Pool::kill)) unwinds the coroutine as from any
+    /// blocking call. Nothing is read or written. With TLS, this is the writability of the
+    /// socket under it (a TLS write sends everything it encrypted before it returns).
+    ///
+    /// It takes `&mut self`: may lets one coroutine at a time wait on a socket. For a reader
+    /// and a writer in two coroutines, wait on a [`try_clone`](Self::try_clone)d stream.
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::TimedOut`] when the write timeout passed first.
+    pub fn wait_writable(&mut self) -> io::Result<()> {
+        let timeout = self.write_timeout()?;
+        self.get_ref().wait(Interest::Write, timeout)
+    }
+
+    /// Wait until the connection has something to read: data, end-of-file, or an error
+    /// (then the next read reports it). gevent: `gevent.socket.wait_read(fileno)`.
+    ///
+    /// Like [`wait_writable`](Self::wait_writable), bounded by the read timeout
+    /// ([`Stream::set_read_timeout`]), ended by a shutdown, unwound by a cancel, and nothing is
+    /// read. With TLS, bytes the TLS layer already decrypted count as readable; bytes on the
+    /// socket that do not complete a TLS record yet make this return although a read would
+    /// still wait for the rest.
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::TimedOut`] when the read timeout passed first.
+    pub fn wait_readable(&mut self) -> io::Result<()> {
+        #[cfg(feature = "tls")]
+        if let Inner::Tls(tls) = &self.inner {
+            if tls.buffered_read_size().unwrap_or(0) > 0 {
+                return Ok(());
+            }
+        }
+        let timeout = self.read_timeout()?;
+        self.get_ref().wait(Interest::Read, timeout)
+    }
+
+    /// Send up to `count` bytes of `file`, starting at `offset` in the file, and return how
+    /// many were sent: `count`, or fewer only when the file ends first (0 when `offset` is at
+    /// or past its end). The file's own position is neither used nor moved. This is gevent's
+    /// `gevent_sendfile` (examples/geventsendfile.py), the cooperative `sendfile`.
+    ///
+    /// - On a plain TCP or Unix connection (Linux): `sendfile(2)` in a loop — the kernel copies
+    ///   from the page cache to the socket — and whenever the send buffer is full it waits as
+    ///   [`wait_writable`](Self::wait_writable) does (bounded by the write timeout, ended by a
+    ///   shutdown, unwound by a cancel).
+    /// - With TLS (and without `sendfile(2)`: other systems, or a file system that refuses
+    ///   it): a bounded copy, reading at most 64 KiB of the file at a time and writing it as
+    ///   [`Write::write_all`] does.
+    ///
+    /// A long send to a fast reader yields to the other coroutines every few MiB.
+    ///
+    /// # Errors
+    /// The write's error (the client is gone, [`io::ErrorKind::TimedOut`]), or the file's read
+    /// error. Some bytes may have been sent before an error: the connection's framing is then
+    /// unknown, close it.
+    pub fn sendfile(&mut self, file: &File, offset: u64, count: usize) -> io::Result<usize> {
+        match &mut self.inner {
+            Inner::Plain(plain) => plain.sendfile(file, offset, count),
+            #[cfg(feature = "tls")]
+            Inner::Tls(tls) => sendfile::copy_file(&mut **tls, file, offset, count),
+        }
+    }
+
+    /// One step of [`sendfile`](Self::sendfile) that never waits for a plain socket: up to
+    /// `count` bytes of `file` from `offset`, as much as fits in the socket's send buffer now.
+    /// Returns how many were sent (0: `offset` is at or past the end of the file, or `count` is
+    /// 0). gevent: py-sendfile's `sendfile(out_fd, in_fd, offset, count)` on a non-blocking
+    /// socket; loop with [`wait_writable`](Self::wait_writable) on `WouldBlock` as gevent's
+    /// `gevent_sendfile` does on `EAGAIN`.
+    ///
+    /// With TLS (and on systems without `sendfile(2)`) one step copies at most 64 KiB and
+    /// writes it whole, waiting as a write does: it never fails with `WouldBlock`.
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::WouldBlock`] when the send buffer is full (nothing was sent); the
+    /// write's or the file's error.
+    pub fn try_sendfile(&mut self, file: &File, offset: u64, count: usize) -> io::Result<usize> {
+        match &mut self.inner {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Inner::Plain(plain) => sendfile::sendfile_once(plain, file, offset, count),
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            Inner::Plain(plain) => copy_step(plain, file, offset, count),
+            #[cfg(feature = "tls")]
+            Inner::Tls(tls) => copy_step(&mut **tls, file, offset, count),
+        }
+    }
+
     /// Turn Nagle's algorithm off (`true`) or on. No-op for Unix sockets.
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         match self.get_ref() {
@@ -268,6 +387,21 @@ impl Stream {
             )),
         }
     }
+}
+
+/// One bounded copy step of [`Stream::try_sendfile`].
+#[cfg_attr(
+    all(not(feature = "tls"), any(target_os = "linux", target_os = "android")),
+    allow(dead_code)
+)]
+fn copy_step<W: Write + ?Sized>(
+    out: &mut W,
+    file: &File,
+    offset: u64,
+    count: usize,
+) -> io::Result<usize> {
+    let mut buf = vec![0u8; count.min(COPY_CHUNK)];
+    sendfile::copy_chunk(out, file, offset, count, &mut buf)
 }
 
 impl fmt::Debug for Stream {

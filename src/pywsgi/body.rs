@@ -2,6 +2,8 @@
 //! application interface and the response writer).
 
 use std::fmt;
+use std::fs::File;
+use std::io::{self, Seek};
 
 /// The error an application may return: anything boxed. Before anything was sent the client gets
 /// `500 Internal Server Error`; afterwards the connection is closed. The error goes to the error
@@ -19,6 +21,12 @@ pub(crate) enum BodyKind {
     Bytes(Vec<u8>),
     List(Vec<Vec<u8>>),
     Stream(Chunks),
+    /// `len` bytes of `file` from `offset`.
+    File {
+        file: File,
+        offset: u64,
+        len: u64,
+    },
 }
 
 /// Runs a close callback when dropped (exactly once).
@@ -42,6 +50,8 @@ impl Drop for CloseGuard {
 ///   `Err` item ends the response: 500 if nothing was sent yet, otherwise the connection is closed
 ///   after what was sent. Empty chunks are skipped; a stream that yields no data at all is
 ///   sent as an empty body with `Content-Length: 0`.
+/// - From a file ([`Body::file`]): `Content-Length` from the file's size, the bytes sent with
+///   `sendfile(2)` (gevent: `environ['wsgi.file_wrapper']`).
 ///
 /// The body is dropped exactly once when the response is done (or abandoned): that is its
 /// `close()`. [`Body::on_close`] adds an explicit callback.
@@ -58,6 +68,7 @@ impl fmt::Debug for Body {
             BodyKind::Bytes(bytes) => format!("{} bytes", bytes.len()),
             BodyKind::List(list) => format!("{} buffers", list.len()),
             BodyKind::Stream(_) => "stream".to_owned(),
+            BodyKind::File { len, .. } => format!("file, {len} bytes"),
         };
         f.debug_struct("Body")
             .field("kind", &kind)
@@ -112,6 +123,64 @@ impl Body {
         }
     }
 
+    /// A body sent from a regular file: from the file's current position (0 for a file just
+    /// opened) to its end as it is now. gevent: `environ['wsgi.file_wrapper'](f)` (PEP 3333's
+    /// optional file wrapper; here it is this constructor, not an environ key, and it has no
+    /// block size: the server picks how it sends).
+    ///
+    /// - The response gets `Content-Length` (HTTP/1.0 and 1.1 alike), so the connection can
+    ///   stay alive; an application `Content-Length` must agree (or the client gets a 500).
+    /// - The bytes go out after the head with the connection's
+    ///   [`send_file`](super::Connection::send_file): `sendfile(2)` on a plain TCP or Unix
+    ///   connection (the kernel copies from the page cache; on a full send buffer the
+    ///   coroutine waits under the write timeout, as for any write), a bounded copy (64 KiB at
+    ///   a time) over TLS. The file's position is not moved.
+    /// - A response to HEAD announces the length and sends nothing; a `304 Not Modified`
+    ///   sends neither (the file is the representation a `200` would carry: not an error,
+    ///   unlike a non-empty buffered body on a 304).
+    /// - If the file has shrunk by the time it is sent (truncated meanwhile), the client gets
+    ///   the bytes there are and the connection is closed: the announced length is never
+    ///   followed by anything else. The error log says `response body length ... does not
+    ///   match its Content-Length`. A file that grew is sent at its length here.
+    /// - After the head was already sent through the `write` callable, the file is sent in
+    ///   that response's framing (chunked, for instance), copied through the buffer.
+    ///
+    /// The file is closed when the body is dropped (when the response is done).
+    ///
+    /// ```no_run
+    /// # use may_gevent::pywsgi::{AppResult, Body, Environ, StartResponse};
+    /// fn app(_env: &mut Environ, start_response: &mut StartResponse<'_>) -> AppResult {
+    ///     let file = std::fs::File::open("static/index.html")?;
+    ///     let body = Body::file(file)?;
+    ///     start_response.call("200 OK", &[("Content-Type", "text/html")])?;
+    ///     Ok(body)
+    /// }
+    /// # let _ = app;
+    /// ```
+    ///
+    /// # Errors
+    /// The file's metadata or position cannot be read; `ErrorKind::InvalidInput` when it is
+    /// not a regular file (a pipe, a socket, a device or a directory has no length to announce
+    /// and may block the worker thread on read: stream those with [`Body::try_stream`]).
+    pub fn file(file: File) -> io::Result<Body> {
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "Body::file needs a regular file (stream other files with Body::try_stream)",
+            ));
+        }
+        let offset = (&file).stream_position()?;
+        Ok(Body {
+            kind: BodyKind::File {
+                file,
+                offset,
+                len: meta.len().saturating_sub(offset),
+            },
+            close: None,
+        })
+    }
+
     /// Adds a callback run exactly once when the server is done with the body (sent, failed or
     /// abandoned), after the body itself was dropped. gevent: the result's `close()`.
     pub fn on_close<F: FnOnce() + 'static>(mut self, close: F) -> Body {
@@ -123,13 +192,14 @@ impl Body {
         self
     }
 
-    /// The total length, when the body is buffered.
+    /// The total length, when the body is buffered or a file.
     pub fn len_hint(&self) -> Option<u64> {
         match &self.kind {
             BodyKind::Empty => Some(0),
             BodyKind::Static(bytes) => Some(bytes.len() as u64),
             BodyKind::Bytes(bytes) => Some(bytes.len() as u64),
             BodyKind::List(list) => Some(list.iter().map(|part| part.len() as u64).sum()),
+            BodyKind::File { len, .. } => Some(*len),
             BodyKind::Stream(_) => None,
         }
     }

@@ -1,8 +1,11 @@
 //! [`Connection`]: what the WSGI engine needs from a client stream.
 
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::time::Duration;
+
+use crate::sendfile::{copy_file, send_len, send_plain};
 
 /// A bidirectional byte stream to one client, as the WSGI engine drives it.
 ///
@@ -44,6 +47,22 @@ pub trait Connection: Read + Write + Send {
     fn server_closing(&self) -> bool {
         false
     }
+
+    /// Sends `len` bytes of `file` from `offset` in the file (the body of a
+    /// [`Body::file`](super::Body::file) response; everything written before is already
+    /// written). Returns how many bytes were sent: `len`, or fewer when the file ended first
+    /// (it was truncated meanwhile): the engine then closes the connection, since the
+    /// Content-Length it announced cannot be honoured.
+    ///
+    /// The default is a bounded copy: at most 64 KiB read at a time (`pread`, the file's
+    /// position is not used) and written with `write_all`. The implementations for the crate's
+    /// connections (may's TCP and Unix streams, [`Stream`](crate::Stream) and the server's
+    /// own) use `sendfile(2)` on plain sockets ([`Stream::sendfile`](crate::Stream::sendfile)).
+    fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<u64> {
+        send_len(offset, len, |offset, count| {
+            copy_file(self, file, offset, count)
+        })
+    }
 }
 
 impl Connection for may::net::TcpStream {
@@ -58,6 +77,13 @@ impl Connection for may::net::TcpStream {
     fn shutdown_write(&mut self) -> io::Result<()> {
         self.shutdown(Shutdown::Write)
     }
+
+    fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<u64> {
+        let timeout = self.write_timeout()?;
+        send_len(offset, len, |offset, count| {
+            send_plain(self, timeout, file, offset, count)
+        })
+    }
 }
 
 impl Connection for may::os::unix::net::UnixStream {
@@ -71,6 +97,13 @@ impl Connection for may::os::unix::net::UnixStream {
 
     fn shutdown_write(&mut self) -> io::Result<()> {
         self.shutdown(Shutdown::Write)
+    }
+
+    fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<u64> {
+        let timeout = self.write_timeout()?;
+        send_len(offset, len, |offset, count| {
+            send_plain(self, timeout, file, offset, count)
+        })
     }
 }
 
@@ -93,6 +126,10 @@ impl<C: Connection + ?Sized> Connection for Box<C> {
 
     fn server_closing(&self) -> bool {
         (**self).server_closing()
+    }
+
+    fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<u64> {
+        (**self).send_file(file, offset, len)
     }
 }
 

@@ -7,6 +7,7 @@
 //! of one read or write call. Everything here runs on the connection's own coroutine.
 
 use std::cell::RefCell;
+use std::fs::File;
 use std::io;
 use std::rc::Rc;
 use std::time::Duration;
@@ -192,6 +193,22 @@ impl Link {
         }
         self.flush()?;
         let res = self.stream.write_all(data);
+        if res.is_err() {
+            self.phase = self.phase.dead();
+        }
+        res
+    }
+
+    /// Writes out the output buffer, then `len` bytes of `file` from `offset` with the
+    /// connection's `send_file`. Returns the bytes of the file sent (fewer than `len`: the file
+    /// ended first). After a failure the link is dead.
+    pub(crate) fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<u64> {
+        if self.phase.is_dead() {
+            self.wbuf.clear();
+            return Err(dead_error());
+        }
+        self.flush()?;
+        let res = self.stream.send_file(file, offset, len);
         if res.is_err() {
             self.phase = self.phase.dead();
         }

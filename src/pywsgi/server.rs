@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::fs::File;
 use std::io;
 use std::net::{IpAddr, Shutdown};
 use std::os::fd::{AsRawFd, RawFd};
@@ -14,6 +15,7 @@ use crate::address::Address;
 use crate::base_server::BaseServer;
 use crate::error::{Error, Result};
 use crate::protocol::{StreamExtra, StreamProto};
+use crate::sendfile::send_len;
 use crate::settings::{common_builder_methods, Common};
 use crate::shared::Shared;
 use crate::socket::IntoListener;
@@ -154,6 +156,10 @@ impl Connection for Served {
     fn server_closing(&self) -> bool {
         self.connections.closing.load(Ordering::Relaxed)
     }
+
+    fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<u64> {
+        Connection::send_file(&mut self.stream, file, offset, len)
+    }
 }
 
 impl Connection for Stream {
@@ -167,6 +173,12 @@ impl Connection for Stream {
 
     fn shutdown_write(&mut self) -> io::Result<()> {
         self.shutdown(Shutdown::Write)
+    }
+
+    fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<u64> {
+        send_len(offset, len, |offset, count| {
+            self.sendfile(file, offset, count)
+        })
     }
 }
 

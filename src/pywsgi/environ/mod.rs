@@ -135,7 +135,8 @@ const SHOWN_KEYS: [&str; 3] = ["REMOTE_ADDR", "REMOTE_PORT", "HTTP_HOST"];
 /// accessors: [`Environ::input`] (`wsgi.input`), [`Environ::errors`] (`wsgi.errors`),
 /// [`Environ::version`], [`Environ::multithread`] (true: may runs coroutines on several threads,
 /// where gevent says false), [`Environ::multiprocess`], [`Environ::run_once`],
-/// [`Environ::input_terminated`].
+/// [`Environ::input_terminated`]. PEP 3333's optional `wsgi.file_wrapper` is no entry: return
+/// [`Body::file`](super::Body::file) (`environ['wsgi.file_wrapper'](f)`).
 ///
 /// `Debug` redacts values like gevent's `WSGISecureEnviron`: only REMOTE_ADDR, REMOTE_PORT and
 /// HTTP_HOST are shown.

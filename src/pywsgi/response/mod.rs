@@ -30,7 +30,9 @@ mod wire;
 mod writer;
 
 use std::fmt;
+use std::fs::File;
 use std::io;
+use std::os::unix::fs::FileExt;
 
 use super::body::{AppError, Body, BodyKind};
 use super::date::DateCache;
@@ -41,6 +43,7 @@ use self::encode::{Encoded, Encoder};
 pub use self::validate::ResponseError;
 use self::validate::Validated;
 pub use self::writer::{StartResponse, Writer};
+use crate::sendfile::COPY_CHUNK;
 
 /// How a response failed after the application returned (or while it ran).
 pub(crate) enum Failure {
@@ -267,10 +270,11 @@ impl Response {
         let (kind, _close_guard) = body.into_parts();
         let kind = match kind {
             BodyKind::Stream(iter) => return self.send_stream(iter),
+            BodyKind::File { file, offset, len } => return self.send_file(&file, offset, len),
             buffered => buffered,
         };
         let (single, list): (&[u8], &[Vec<u8>]) = match &kind {
-            BodyKind::Stream(_) | BodyKind::Empty => (&[], &[]),
+            BodyKind::Stream(_) | BodyKind::File { .. } | BodyKind::Empty => (&[], &[]),
             BodyKind::Static(bytes) => (bytes, &[]),
             BodyKind::Bytes(bytes) => (bytes, &[]),
             BodyKind::List(list) => (&[], list),
@@ -353,6 +357,71 @@ impl Response {
         if !self.head_sent() {
             // an empty stream: the length is known after all
             self.send_head(Some(0));
+        }
+        self.finish()
+    }
+
+    /// [`Response::send_body`] for a file body: `len` bytes of `file` from `offset`, with the
+    /// connection's `send_file` right behind the head (Content-Length: `len`).
+    fn send_file(&mut self, file: &File, offset: u64, len: u64) -> Result<(), Failure> {
+        if !self.head_sent() {
+            let code = self.head.code;
+            if code == 304 {
+                // the file is the representation a 200 would send: none on a 304
+                self.send_head(None);
+                return self.finish();
+            }
+            if len > 0 && code == 204 {
+                return Err(Failure::Protocol(ResponseError::NoBodyAllowed(code)));
+            }
+            if let Some(declared) = self.head.app.length {
+                let checked = code >= 200 && code != 204;
+                if checked && !self.request.is_head && declared != len {
+                    return Err(Failure::Protocol(ResponseError::LengthMismatch {
+                        declared,
+                        actual: len,
+                    }));
+                }
+            }
+            self.send_head(Some(len));
+            match self.encoder {
+                Encoder::HeadOnly | Encoder::NoBody => return self.finish(),
+                Encoder::Length {
+                    remaining,
+                    declared,
+                } if remaining == len => {
+                    let res = self.link.borrow_mut().send_file(file, offset, len);
+                    let sent = res.map_err(Failure::Disconnect)?;
+                    self.bytes_sent += sent;
+                    self.encoder = Encoder::Length {
+                        remaining: len - sent,
+                        declared,
+                    };
+                    // (a short file: finish() reports the mismatch and closes)
+                    return self.finish();
+                }
+                _ => {}
+            }
+        }
+        // the head went out before (through `write`), in whatever framing it chose
+        self.copy_file(file, offset, len)
+    }
+
+    /// Sends a file body through the current framing, a bounded piece at a time.
+    fn copy_file(&mut self, file: &File, offset: u64, len: u64) -> Result<(), Failure> {
+        let chunk = usize::try_from(len).map_or(COPY_CHUNK, |len| len.min(COPY_CHUNK));
+        let mut buf = vec![0u8; chunk];
+        let mut sent = 0u64;
+        while sent < len {
+            let want = usize::try_from(len - sent).map_or(buf.len(), |left| left.min(buf.len()));
+            let n = match file.read_at(&mut buf[..want], offset + sent) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(Failure::App(err.into())),
+            };
+            self.write_data(&buf[..n], false)?;
+            sent += n as u64;
         }
         self.finish()
     }
