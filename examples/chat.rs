@@ -143,7 +143,7 @@ fn main() -> Result<(), may_gevent::Error> {
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:16001".into());
     let server = chat_server(&address, Arc::new(Clients::default()))?;
-    server.start()?;
+    server.init_socket()?;
     println!("Chat server on {}", server.address().expect("bound"));
     server.serve_forever()
 }

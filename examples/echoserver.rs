@@ -40,7 +40,7 @@ fn main() -> Result<(), may_gevent::Error> {
         .unwrap_or_else(|| "127.0.0.1:16000".into());
     // to make the server use SSL, pass certfile and keyfile arguments to the builder
     let server = StreamServer::builder(address.as_str(), echo).build()?;
-    server.start()?;
+    server.init_socket()?;
     // to start the server asynchronously, use its start() method;
     // we use blocking serve_forever() here because we have no other jobs
     println!(

@@ -39,7 +39,7 @@ fn main() -> may_gevent::Result<()> {
         gevent_sendfile(&mut socket, &file, 0, file.metadata()?.len() as usize).map(drop)
     };
     let server = StreamServer::builder(address.as_str(), handle).build()?;
-    server.start()?;
+    server.init_socket()?;
     println!("Serving {path} on {}", server.address().expect("bound"));
     server.serve_forever()
 }

@@ -32,8 +32,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use may_gevent::pywsgi::{AppResult, Body, Environ, StartResponse, WsgiServer};
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 
 /// Largest `/echo` body and largest `/stream` total, in bytes.
 const MAX_BYTES: usize = 64 * 1024 * 1024;
@@ -257,15 +255,10 @@ fn main() -> ExitCode {
             }
         },
     };
-    let mut signals = match Signals::new([SIGTERM, SIGINT]) {
-        Ok(signals) => signals,
-        Err(err) => {
-            eprintln!("testapp: cannot install signal handlers: {err}");
-            return ExitCode::from(1);
-        }
-    };
+    // Bound now (the port is printed); accepting starts in serve_forever, which stops the
+    // server gracefully on SIGTERM/SIGINT.
     let server = match WsgiServer::new(address.as_str(), application)
-        .and_then(|server| server.start().map(|()| server))
+        .and_then(|server| server.init_socket().map(|()| server))
     {
         Ok(server) => server,
         Err(err) => {
@@ -273,12 +266,6 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let control = server.handle();
-    std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
-            control.close();
-        }
-    });
     println!("Serving on http://{}", server.address().expect("bound"));
     let _ = std::io::stdout().flush();
     if let Err(err) = server.serve_forever() {

@@ -19,7 +19,7 @@ fn handle(data: Vec<u8>, address: SocketAddr, socket: &DatagramSocket) -> std::i
 fn main() -> Result<(), may_gevent::Error> {
     let address = std::env::args().nth(1).unwrap_or_else(|| ":9000".into());
     let server = DatagramServer::builder(address.as_str(), handle).build()?;
-    server.start()?;
+    server.init_socket()?;
     println!(
         "Receiving datagrams on {}",
         server.address().expect("bound")

@@ -107,7 +107,7 @@ fn main() -> Result<(), may_gevent::Error> {
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8000".into());
     let server = WsgiServer::new(address.as_str(), application)?;
-    server.start()?;
+    server.init_socket()?;
     println!("Serving on {}", server.address().expect("bound"));
     server.serve_forever()
 }

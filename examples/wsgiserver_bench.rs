@@ -93,7 +93,7 @@ fn main() -> ExitCode {
     }
     let server = match builder
         .build()
-        .and_then(|server| server.start().map(|()| server))
+        .and_then(|server| server.init_socket().map(|()| server))
     {
         Ok(server) => server,
         Err(err) => {
@@ -101,7 +101,8 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let address = server.address().expect("a started server is bound");
+    // Bound now; accepting starts in serve_forever, after its signal handlers are in place.
+    let address = server.address().expect("a bound server has an address");
     println!("Serving on http://{address}");
     // SIGTERM/SIGINT make serve_forever stop the server gracefully and return.
     if let Err(err) = server.serve_forever() {

@@ -257,6 +257,15 @@ impl<P: Protocol> BaseServer<P> {
 
     pub(crate) fn serve_forever(&self) -> Result<()> {
         let done = Arc::new(SyncFlag::new());
+        // SIGINT/SIGTERM close the server (the wait below then ends and it is stopped);
+        // installed before the server starts accepting, so that no signal that follows a
+        // served connection can find the default action (terminate) still in place.
+        let _signals = self
+            .shared
+            .opts
+            .handle_signals
+            .then(|| self.catch_signals())
+            .flatten();
         let mut state = self.shared.state();
         if !state.started {
             if state.close_requested {
@@ -272,13 +281,6 @@ impl<P: Protocol> BaseServer<P> {
         state.serving = Some(done.clone());
         let stop_event = state.stop_event.clone();
         drop(state);
-        // SIGINT/SIGTERM close the server; the wait below then ends and it is stopped.
-        let _signals = self
-            .shared
-            .opts
-            .handle_signals
-            .then(|| self.catch_signals())
-            .flatten();
         match &self.shared.hooks.service_actions {
             Some(actions) => {
                 while !stop_event.wait_timeout(self.shared.opts.poll_interval) {

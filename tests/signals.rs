@@ -36,13 +36,17 @@ fn child_entry() {
     if scenario != "unhandled" {
         signal_hook::flag::register(libc::SIGTERM, got_term.clone()).unwrap();
     }
+    // "serving" comes from inside serve_forever's wait: its signal handlers are in place.
+    let announced = std::sync::Once::new();
     let server = StreamServer::builder("127.0.0.1:0", |mut s: Stream, _a: Address| {
         s.write_all(b"hello\n")
     })
     .handle_signals(scenario != "unhandled")
+    .poll_interval(std::time::Duration::from_millis(10))
+    .service_actions(move || announced.call_once(|| println!("serving")))
     .build()
     .unwrap();
-    server.start().unwrap();
+    server.init_socket().unwrap();
     println!("listening {}", server.local_addr().unwrap());
     let result = server.serve_forever();
     println!("serve_forever returned {result:?}");
@@ -69,7 +73,12 @@ fn listening(child: &Running) -> std::net::SocketAddr {
         .wait_for(WAIT, |line| line.contains("listening "))
         .unwrap_or_else(|| panic!("child did not start: {:?}", child.stderr.all()));
     // libtest prints "test child_entry ... " on the same line
-    line.rsplit("listening ").next().unwrap().parse().unwrap()
+    let addr = line.rsplit("listening ").next().unwrap().parse().unwrap();
+    child
+        .stdout
+        .wait_for(WAIT, |line| line.ends_with("serving"))
+        .unwrap_or_else(|| panic!("child did not serve: {:?}", child.stderr.all()));
+    addr
 }
 
 fn stops_on(signal: libc::c_int) {
