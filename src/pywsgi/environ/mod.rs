@@ -84,20 +84,11 @@ impl Remote {
 }
 
 /// Writes `n` in decimal at the start of `out` (which has room for it); returns its length.
-fn push_decimal(out: &mut [u8], mut n: u32) -> usize {
-    let mut digits = [0u8; 10];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let len = digits.len() - i;
-    out[..len].copy_from_slice(&digits[i..]);
-    len
+fn push_decimal(out: &mut [u8], n: u32) -> usize {
+    let mut buf = [0u8; 20];
+    let digits = super::syntax::decimal(u64::from(n), &mut buf);
+    out[..digits.len()].copy_from_slice(digits);
+    digits.len()
 }
 
 /// The keys that are not strings (they have typed accessors and are not in [`Environ::iter`]).

@@ -117,19 +117,9 @@ impl Encoder {
 pub(super) fn push_content_length(out: &mut Vec<u8>, n: u64) {
     out.reserve(44);
     out.extend_from_slice(b"Content-Length: ");
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
+    let mut buf = [0u8; 20];
     // byte-sized copies: no wide read of the narrow stores just made
-    for &digit in &digits[i..] {
+    for &digit in crate::pywsgi::syntax::decimal(n, &mut buf) {
         out.push(digit);
     }
     out.extend_from_slice(b"\r\n\r\n");
