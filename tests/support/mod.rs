@@ -2,8 +2,12 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod child;
+mod join;
 pub mod udp;
 pub mod watchdog;
+
+#[allow(unused_imports)] // not every test binary joins
+pub use join::{join_coroutine_within, join_within};
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -186,44 +190,6 @@ pub fn within<T: Send + 'static>(
         Ok(Err(panic)) => std::panic::resume_unwind(panic),
         Err(_) => panic!("{what} did not return within {within:?}"),
     }
-}
-
-/// Join a thread that must end by itself within `within`; fails the test (instead of hanging)
-/// if it is still running then. A panic in the thread is re-raised here.
-pub fn join_within<T>(what: &str, within: Duration, thread: std::thread::JoinHandle<T>) -> T {
-    watchdog::arm();
-    let deadline = Instant::now() + within;
-    while !thread.is_finished() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} still running after {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    match thread.join() {
-        Ok(value) => value,
-        Err(panic) => std::panic::resume_unwind(panic),
-    }
-}
-
-/// Join a coroutine that must end within `within`; fails the test (instead of hanging) if it is
-/// still running then. Returns what `join` returns (`Err` if the coroutine panicked or was
-/// cancelled).
-pub fn join_coroutine_within<T>(
-    what: &str,
-    within: Duration,
-    handle: may::coroutine::JoinHandle<T>,
-) -> std::thread::Result<T> {
-    watchdog::arm();
-    let deadline = Instant::now() + within;
-    while !handle.is_done() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} still running after {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    handle.join()
 }
 
 /// How long the threads of a [`Rendezvous`] wait for the last one (e.g. 200 TLS handshakes on

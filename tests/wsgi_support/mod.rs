@@ -19,6 +19,12 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 #[allow(clippy::duplicate_mod)]
 #[path = "../support/watchdog.rs"]
 mod watchdog;
+// The same bounded joins as `support::join` (loaded twice where a binary has both helpers).
+#[allow(clippy::duplicate_mod)]
+#[path = "../support/join.rs"]
+mod join;
+#[allow(unused_imports)] // not every test binary joins
+pub use join::{join_coroutine_within, join_within};
 
 static INIT: Once = Once::new();
 
@@ -417,39 +423,4 @@ pub fn chunk_encode(chunks: &[&str], ext: &str) -> Vec<u8> {
         out.extend_from_slice(format!("{:x}{ext}\r\n{chunk}\r\n", chunk.len()).as_bytes());
     }
     out
-}
-
-/// Join a coroutine that must end within `within`; fails the test (instead of hanging) if it is
-/// still running then. Returns what `join` returns (`Err` if it panicked or was cancelled).
-pub fn join_coroutine_within<T>(
-    what: &str,
-    within: Duration,
-    handle: may::coroutine::JoinHandle<T>,
-) -> std::thread::Result<T> {
-    let deadline = Instant::now() + within;
-    while !handle.is_done() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} still running after {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    handle.join()
-}
-
-/// Join a thread that must end by itself within `within`; fails the test (instead of hanging)
-/// if it is still running then. A panic in the thread is re-raised here.
-pub fn join_within<T>(what: &str, within: Duration, thread: std::thread::JoinHandle<T>) -> T {
-    let deadline = Instant::now() + within;
-    while !thread.is_finished() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} still running after {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    match thread.join() {
-        Ok(value) => value,
-        Err(panic) => std::panic::resume_unwind(panic),
-    }
 }

@@ -19,6 +19,8 @@ use super::config::BaseEnviron;
 use super::head::RequestHead;
 use super::input::Input;
 
+#[cfg(test)]
+pub(crate) use self::values::tests as values_tests;
 pub(crate) use self::values::EnvValues;
 
 /// `REMOTE_ADDR` and `REMOTE_PORT`, formatted once per connection without allocating.

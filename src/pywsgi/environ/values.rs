@@ -179,7 +179,7 @@ fn own_value(span: Span, value: &[u8], owned: &mut Vec<String>) -> EnvValue {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::super::head::{parse, Limits};
     use super::*;
 
@@ -190,7 +190,8 @@ mod tests {
         head
     }
 
-    fn env(head: &RequestHead, name: &str) -> Option<String> {
+    /// The environ value the header `name` becomes (test helper, also for head's tests).
+    pub(crate) fn env(head: &RequestHead, name: &str) -> Option<String> {
         EnvValues::default()
             .http_entries(head)
             .find(|(e, _)| head.header_name(e).eq_ignore_ascii_case(name))

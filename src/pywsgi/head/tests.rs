@@ -1,6 +1,6 @@
 //! Tests of the request-head parser (all of `head`).
 
-use super::super::environ::EnvValues;
+use super::super::environ::values_tests::env;
 use super::parse::recycle;
 use super::*;
 
@@ -29,13 +29,6 @@ fn err(raw: &[u8]) -> HeadError {
 
 fn status(raw: &[u8]) -> u16 {
     err(raw).status()
-}
-
-fn env(head: &RequestHead, name: &str) -> Option<String> {
-    EnvValues::default()
-        .http_entries(head)
-        .find(|(e, _)| head.header_name(e).eq_ignore_ascii_case(name))
-        .map(|(_, value)| value.to_owned())
 }
 
 #[test]
