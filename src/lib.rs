@@ -243,6 +243,8 @@ mod stream_server;
 #[cfg(feature = "tls")]
 mod tls;
 mod wait;
+#[cfg(feature = "minihttp")]
+pub mod wsgi;
 
 pub use address::{parse_address, Address};
 pub use backoff::{MAX_DELAY, MIN_DELAY};

@@ -105,6 +105,8 @@ pub use handler::{handle_connection, WsgiHandler};
 pub use input::Input;
 pub use response::{ResponseError, StartResponse, Writer};
 pub use server::{WsgiServer, WsgiServerBuilder};
+#[cfg(feature = "minihttp")]
+pub(crate) use server::update_environ;
 
 /// Internals exposed for benchmarks and fuzzing only; not a stable API.
 #[doc(hidden)]
