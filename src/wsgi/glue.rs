@@ -102,6 +102,7 @@ impl HttpServiceFactory for Factory {
         let fd = id as RawFd;
         let state = self.run.register(fd);
         Service {
+            engine: None,
             run: Arc::clone(&self.run),
             fd,
             state,
@@ -116,8 +117,23 @@ impl HttpServiceFactory for Factory {
     }
 }
 
+/// The pywsgi engine of one connection, kept from one request to the next (its buffers, its
+/// `start_response` cache and its date cache are reused, as on a pywsgi connection).
+struct Engine(WsgiHandler<'static>);
+
+#[allow(unsafe_code)]
+// SAFETY: the handler's `Rc`s (the link shared by its response writer and its body reader)
+// all point inside the handler itself: none is ever cloned out of it, so moving the whole
+// handler to another thread moves every owner of those `Rc`s together, as pywsgi itself does
+// when a connection's coroutine migrates between may's workers. It is only ever used by the
+// one coroutine that serves the connection. Its other parts (the `MemConn`, the borrowed
+// configuration and application) are `Send + Sync`.
+unsafe impl Send for Engine {}
+
 /// One connection's service (lives on the connection's coroutine, as long as the connection).
 pub(super) struct Service {
+    /// Declared first, so dropped before `run`, which it borrows (see [`Service::engine`]).
+    engine: Option<Engine>,
     run: Arc<Run>,
     /// The connection's socket: open for as long as this service exists (may_minihttp drops the
     /// service before the stream it serves).
@@ -236,6 +252,25 @@ impl HttpService for Service {
 }
 
 impl Service {
+    /// The connection's engine, made on its first request.
+    fn engine(&mut self) -> &mut WsgiHandler<'static> {
+        let (run, io, peer) = (&self.run, &self.io, self.peer);
+        let Engine(handler) = self.engine.get_or_insert_with(|| {
+            #[allow(unsafe_code)]
+            // SAFETY: the `Run` is kept alive by `self.run` (an `Arc`: its target never moves)
+            // for as long as this service exists, and `engine`, the only holder of this
+            // reference (the handler keeps it private), is declared before `run` and so is
+            // dropped before it.
+            let shared: &'static Run = unsafe { &*Arc::as_ptr(run) };
+            let conn = MemConn {
+                io: Arc::clone(io),
+                run: Arc::clone(run),
+            };
+            Engine(WsgiHandler::new(conn, peer, &shared.config, &*shared.app))
+        });
+        handler
+    }
+
     /// Reads the request's body, runs the engine on it, takes its response apart.
     fn serve(&mut self, req: Request<'_, '_, '_>) -> Reply {
         let is_head = req.method() == "HEAD";
@@ -299,18 +334,17 @@ impl Service {
             io.pos = 0;
             io.output.clear();
         }
-        let conn = MemConn {
-            io: Arc::clone(&self.io),
-            run: Arc::clone(&self.run),
-        };
-        WsgiHandler::new(conn, self.peer, &self.run.config, &*self.run.app).handle();
+        let keep_alive = self.engine().serve_buffered();
         let mut io = lock(&self.io);
         std::mem::swap(&mut io.input, &mut self.scratch);
         let reply = take_apart(&io.output, is_head, &mut self.lines, &mut self.body);
         io.output.clear();
         drop(io);
         match reply {
-            Some(reply) => reply,
+            Some(mut reply) => {
+                reply.close |= !keep_alive;
+                reply
+            }
             None => {
                 self.lines.clear();
                 self.body.clear();
@@ -338,7 +372,7 @@ fn take_apart(out: &[u8], is_head: bool, lines: &mut String, body: &mut Vec<u8>)
     let mut at = 0;
     let (code, head_end) = loop {
         let rest = out.get(at..)?;
-        let end = find(rest, b"\r\n\r\n")?;
+        let end = blank_line(rest)?;
         let code = status_code(rest)?;
         if (100..200).contains(&code) && code != 101 {
             // an interim response (100 Continue): may_minihttp cannot send one in its place
@@ -351,7 +385,8 @@ fn take_apart(out: &[u8], is_head: bool, lines: &mut String, body: &mut Vec<u8>)
         return None;
     }
     let head = std::str::from_utf8(&out[at..head_end]).ok()?;
-    let mut head_lines = head.split("\r\n");
+    // (the engine ends every line with CRLF and allows no CR or LF inside one)
+    let mut head_lines = head.split('\n').map(|line| line.strip_suffix('\r').unwrap_or(line));
     let status_line = head_lines.next()?;
     // "HTTP/1.1 NNN reason"
     let reason = status_line.get(13..).unwrap_or("");
@@ -416,10 +451,17 @@ fn status_code(head: &[u8]) -> Option<u16> {
     std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
-        .windows(needle.len())
-        .position(|window| window == needle)
+/// Where the first `\r\n\r\n` of `head` starts.
+fn blank_line(head: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(pos) = head.get(from..)?.iter().position(|&b| b == b'\n') {
+        let at = from + pos;
+        if at >= 3 && &head[at - 3..=at] == b"\r\n\r\n" {
+            return Some(at - 3);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 #[cfg(test)]

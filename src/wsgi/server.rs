@@ -74,6 +74,7 @@ pub(super) struct Run {
     /// (under the lock) is open and is that connection's.
     conns: Mutex<HashMap<RawFd, Arc<ConnState>>>,
     epoch: Instant,
+    clock: AtomicU64,
 }
 
 impl Run {
@@ -81,8 +82,10 @@ impl Run {
         self.conns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The run's clock in milliseconds, as last advanced by the reaper (every tick): cheap to
+    /// read on every request, precise to a tick, which is all the timeouts need.
     fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+        self.clock.load(Ordering::Relaxed)
     }
 
     pub(super) fn register(&self, fd: RawFd) -> Arc<ConnState> {
@@ -191,6 +194,7 @@ impl Inner {
             closing: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),
             epoch: Instant::now(),
+            clock: AtomicU64::new(0),
         });
         let accept = Factory {
             run: Arc::clone(&run),
@@ -366,6 +370,8 @@ fn spawn_reaper(run: &Arc<Run>, settings: &Settings) -> Option<(JoinHandle<()>, 
     let (run, stop) = (Arc::clone(run), Arc::clone(&flag));
     let handle = may::go!(move || {
         while !stop.wait_timeout(tick) {
+            let now = run.epoch.elapsed().as_millis() as u64;
+            run.clock.store(now, Ordering::Relaxed);
             run.shut(Shutdown::Both, |conn, now| {
                 let age = now.saturating_sub(conn.since.load(Ordering::Relaxed));
                 match conn.phase() {
@@ -632,7 +638,11 @@ impl WsgiServerBuilder {
             input: err,
             reason: "cannot resolve the address",
         })?;
-        let template = self.config.max_body_size(self.settings.max_body);
+        // (the body is in memory: what the application leaves unread is discarded from there)
+        let template = self
+            .config
+            .max_body_size(self.settings.max_body)
+            .max_discard(self.settings.max_body);
         Ok(WsgiServer {
             inner: Arc::new(Inner {
                 requested,
