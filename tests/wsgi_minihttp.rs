@@ -29,7 +29,10 @@ fn routes_and_answers_404() {
     let s = serve(hello);
     let mut c = s.client();
     let ok = c.get("/");
-    assert_eq!((ok.status, ok.body_text().as_str()), (200, "<b>hello world</b>"));
+    assert_eq!(
+        (ok.status, ok.body_text().as_str()),
+        (200, "<b>hello world</b>")
+    );
     assert_eq!(ok.header("Content-Type"), Some("text/html"));
     assert_eq!(ok.header("Content-Length"), Some("18"));
     assert_eq!(ok.header("Server"), Some("M"), "may_minihttp's own header");
@@ -41,7 +44,10 @@ fn routes_and_answers_404() {
     // the access log is pywsgi's
     let lines = s.access_lines_like(2);
     assert!(lines[0].contains("\"GET / HTTP/1.1\" 200 "), "{lines:?}");
-    assert!(lines[1].contains("\"GET /missing HTTP/1.1\" 404 "), "{lines:?}");
+    assert!(
+        lines[1].contains("\"GET /missing HTTP/1.1\" 404 "),
+        "{lines:?}"
+    );
 }
 
 trait AccessLines {
@@ -120,7 +126,10 @@ fn environ_keys_are_pywsgis() {
         "EXTRA=yes".to_owned(),
         "body=hello".to_owned(),
     ] {
-        assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in:\n{text}"
+        );
     }
     assert!(text.contains("SERVER_SOFTWARE=may_gevent/"), "{text}");
 }
@@ -139,7 +148,13 @@ fn post_bodies_with_content_length_small_and_large() {
     assert_eq!(c.read(false).unwrap().body, b"abc");
     // 300 KB, written in pieces: read whole before the application runs
     let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-    c.send(format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", big.len()).as_bytes());
+    c.send(
+        format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            big.len()
+        )
+        .as_bytes(),
+    );
     for piece in big.chunks(7000) {
         c.send(piece);
     }
@@ -199,12 +214,21 @@ fn application_errors_and_panics_are_500_and_the_server_keeps_serving() {
         let mut c = s.client();
         let resp = c.get(path);
         assert_eq!(resp.status, 500, "{path}: {resp:?}");
-        assert!(!resp.body_text().contains("failed"), "no error text to the client");
+        assert!(
+            !resp.body_text().contains("failed"),
+            "no error text to the client"
+        );
         s.assert_serving();
     }
     let errors = s.records.errors();
-    assert!(errors.iter().any(|l| l.contains("application failed")), "{errors:?}");
-    assert!(errors.iter().any(|l| l.contains("panicked on purpose")), "{errors:?}");
+    assert!(
+        errors.iter().any(|l| l.contains("application failed")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|l| l.contains("panicked on purpose")),
+        "{errors:?}"
+    );
 }
 
 #[test]
@@ -278,10 +302,16 @@ fn response_headers_differ_per_response_and_may_exceed_16() {
         let resp = c.read(false).unwrap();
         assert_eq!((resp.status, resp.reason.as_str()), (302, "Found"));
         let n: usize = resp.body_text()["body ".len()..].parse().unwrap();
-        assert_eq!(resp.header("Set-Cookie"), Some(format!("session={n}").as_str()));
+        assert_eq!(
+            resp.header("Set-Cookie"),
+            Some(format!("session={n}").as_str())
+        );
         assert_eq!(resp.header("Location"), Some(format!("/next/{n}").as_str()));
         for i in 0..30 {
-            assert_eq!(resp.header(&format!("X-H{i}")), Some(format!("{n}-{i}").as_str()));
+            assert_eq!(
+                resp.header(&format!("X-H{i}")),
+                Some(format!("{n}-{i}").as_str())
+            );
         }
     }
 }
@@ -293,8 +323,16 @@ fn head_has_no_body() {
     c.send(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
     let resp = c.read(true).unwrap();
     assert_eq!(resp.status, 200);
-    assert_eq!(resp.header("Content-Length"), Some("0"), "may_minihttp's framing");
-    assert_eq!(c.get("/").body_text(), "<b>hello world</b>", "nothing was left behind");
+    assert_eq!(
+        resp.header("Content-Length"),
+        Some("0"),
+        "may_minihttp's framing"
+    );
+    assert_eq!(
+        c.get("/").body_text(),
+        "<b>hello world</b>",
+        "nothing was left behind"
+    );
 }
 
 #[test]
@@ -345,7 +383,10 @@ fn port_in_use_is_a_bind_error() {
     let err = server.start().unwrap_err();
     assert!(err.is_addr_in_use(), "{err:?}");
     // another may_minihttp-based server (SO_REUSEPORT): not shared silently
-    let first = WsgiServer::builder("127.0.0.1:0", hello).access_log(None).build().unwrap();
+    let first = WsgiServer::builder("127.0.0.1:0", hello)
+        .access_log(None)
+        .build()
+        .unwrap();
     first.start().unwrap();
     let second = WsgiServer::builder(first.local_addr().unwrap(), hello)
         .access_log(None)
@@ -381,7 +422,10 @@ fn close_refuses_new_connections_and_stop_ends_idle_ones() {
     assert_eq!(idle.get("/").status, 200);
     let t0 = Instant::now();
     s.server.stop(Duration::from_secs(5));
-    assert!(t0.elapsed() < Duration::from_secs(4), "idle connections end at once");
+    assert!(
+        t0.elapsed() < Duration::from_secs(4),
+        "idle connections end at once"
+    );
     idle.assert_closed();
     assert_eq!(s.server.connections(), 0);
 }
@@ -430,7 +474,9 @@ fn serve_forever_returns_after_a_handle_stops_it() {
     let handle = server.handle();
     let client = std::thread::spawn(move || {
         let mut stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         stream
             .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .unwrap();
@@ -440,7 +486,11 @@ fn serve_forever_returns_after_a_handle_stops_it() {
     });
     server.serve_forever().unwrap();
     let reply = client.join().unwrap();
-    assert!(reply.starts_with(b"HTTP/1.1 200 Ok\r\n"), "{:?}", String::from_utf8_lossy(&reply));
+    assert!(
+        reply.starts_with(b"HTTP/1.1 200 Ok\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&reply)
+    );
     assert!(!server.started());
     assert!(connect_refused(addr));
 }

@@ -102,16 +102,27 @@ fn no_log_and_http10_close() {
     assert!(ex.wait_exit(WAIT).success());
     ex.stderr.wait_closed(WAIT);
     let stderr = ex.stderr.all();
-    assert!(!stderr.iter().any(|l| l.contains("HTTP/1.0\"")), "{stderr:?}");
+    assert!(
+        !stderr.iter().any(|l| l.contains("HTTP/1.0\"")),
+        "{stderr:?}"
+    );
 }
 
 #[test]
 fn rejects_bad_arguments_and_a_port_in_use() {
-    for args in [&["--workers", "0"][..], &["--workers"], &["notaport"], &["1", "2"]] {
+    for args in [
+        &["--workers", "0"][..],
+        &["--workers"],
+        &["notaport"],
+        &["1", "2"],
+    ] {
         let mut ex = start(args);
         assert_eq!(ex.wait_exit(WAIT).code(), Some(2), "{args:?}");
         ex.stderr.wait_closed(WAIT);
-        assert!(ex.stderr.all().iter().any(|l| l.contains("usage")), "{args:?}");
+        assert!(
+            ex.stderr.all().iter().any(|l| l.contains("usage")),
+            "{args:?}"
+        );
     }
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();

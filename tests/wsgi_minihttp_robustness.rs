@@ -26,7 +26,9 @@ fn closes_with(s: &Mini, request: &[u8]) -> String {
 }
 
 fn status_of(text: &str) -> Option<u16> {
-    read_response(&mut text.as_bytes(), false).ok().map(|r| r.status)
+    read_response(&mut text.as_bytes(), false)
+        .ok()
+        .map(|r| r.status)
 }
 
 #[test]
@@ -66,7 +68,11 @@ fn bad_content_lengths_get_400_or_413_and_close() {
     ] {
         let request = format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {value}\r\n\r\nabcde");
         let text = closes_with(&s, request.as_bytes());
-        assert_eq!(status_of(&text), Some(code), "Content-Length {value:?}: {text}");
+        assert_eq!(
+            status_of(&text),
+            Some(code),
+            "Content-Length {value:?}: {text}"
+        );
         assert!(text.contains("\r\nConnection: close\r\n"), "{text}");
         s.assert_serving();
     }
@@ -108,7 +114,11 @@ fn transfer_encoding_is_refused_and_nothing_is_smuggled() {
         }
         s.assert_serving();
     }
-    assert_eq!(hits.load(Ordering::SeqCst), 0, "a smuggled request reached the application");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "a smuggled request reached the application"
+    );
 }
 
 #[test]
@@ -124,14 +134,27 @@ fn oversized_heads() {
     assert!(text.is_empty(), "{text}");
     s.assert_serving();
     // a header over pywsgi's 64 KiB head limit: 431
-    let request = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(70_000));
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(70_000)
+    );
     let text = closes_with(&s, request.as_bytes());
-    assert_eq!(status_of(&text), Some(431), "{}", &text[..text.len().min(200)]);
+    assert_eq!(
+        status_of(&text),
+        Some(431),
+        "{}",
+        &text[..text.len().min(200)]
+    );
     s.assert_serving();
     // a request line over 8192 bytes: 414
     let request = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(9000));
     let text = closes_with(&s, request.as_bytes());
-    assert_eq!(status_of(&text), Some(414), "{}", &text[..text.len().min(200)]);
+    assert_eq!(
+        status_of(&text),
+        Some(414),
+        "{}",
+        &text[..text.len().min(200)]
+    );
     s.assert_serving();
 }
 
@@ -139,9 +162,9 @@ fn oversized_heads() {
 fn pywsgi_head_rules_apply() {
     let s = serve(hello);
     for (request, code) in [
-        (&b"GET / HTTP/1.1\r\n\r\n"[..], 400),                    // no Host
-        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),   // two Hosts
-        (b"GET /\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n", 400),      // non-ASCII target
+        (&b"GET / HTTP/1.1\r\n\r\n"[..], 400), // no Host
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400), // two Hosts
+        (b"GET /\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n", 400), // non-ASCII target
     ] {
         let text = closes_with(&s, request);
         match status_of(&text) {
@@ -168,7 +191,9 @@ fn early_disconnects() {
     drop(stream);
     // a request, then gone before the response is read
     let mut stream = s.connect();
-    stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     drop(stream);
     // connect and go
     drop(s.connect());
@@ -176,7 +201,11 @@ fn early_disconnects() {
     // every one of those connections ends
     let deadline = std::time::Instant::now() + CLIENT_TIMEOUT;
     while s.server.connections() > 0 {
-        assert!(std::time::Instant::now() < deadline, "{} left", s.server.connections());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} left",
+            s.server.connections()
+        );
         std::thread::yield_now();
     }
 }
@@ -198,7 +227,8 @@ fn idle_and_trickled_connections_are_cut_off() {
     partial.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
     // a body that never completes
     let mut body = s.connect();
-    body.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01").unwrap();
+    body.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01")
+        .unwrap();
     // each is closed (bounded by the client's read timeout)
     idle.assert_closed();
     for stream in [&mut partial, &mut body] {
@@ -208,7 +238,10 @@ fn idle_and_trickled_connections_are_cut_off() {
             Err(err) => assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}"),
         }
         let text = String::from_utf8_lossy(&buf);
-        assert!(text.is_empty() || text.starts_with("HTTP/1.1 400 "), "{text}");
+        assert!(
+            text.is_empty() || text.starts_with("HTTP/1.1 400 "),
+            "{text}"
+        );
     }
     s.assert_serving();
 }
@@ -219,6 +252,9 @@ fn expect_continue_is_served_without_a_100() {
     let mut c = s.client();
     c.send(b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello");
     let resp = c.read(false).unwrap();
-    assert_eq!(resp.status, 200, "no interim 100 (may_minihttp cannot send one)");
+    assert_eq!(
+        resp.status, 200,
+        "no interim 100 (may_minihttp cannot send one)"
+    );
     assert_eq!(resp.body_text(), "hello");
 }

@@ -104,9 +104,9 @@ pub use environ::{Environ, NON_STRING_KEYS};
 pub use handler::{handle_connection, WsgiHandler};
 pub use input::Input;
 pub use response::{ResponseError, StartResponse, Writer};
-pub use server::{WsgiServer, WsgiServerBuilder};
 #[cfg(feature = "minihttp")]
 pub(crate) use server::update_environ;
+pub use server::{WsgiServer, WsgiServerBuilder};
 
 /// Internals exposed for benchmarks and fuzzing only; not a stable API.
 #[doc(hidden)]

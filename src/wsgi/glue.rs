@@ -307,9 +307,7 @@ impl Service {
         let length = match (lengths, length) {
             (0, _) | (_, None) => 0,
             (1, Some(value)) => match parse_length(value) {
-                Some(n) if n > self.run.max_body => {
-                    return Reply::refuse(413, "Content Too Large")
-                }
+                Some(n) if n > self.run.max_body => return Reply::refuse(413, "Content Too Large"),
                 Some(n) => n,
                 None => return Reply::refuse(400, "Bad Request"),
             },
@@ -324,8 +322,6 @@ impl Service {
                 // the client is gone (or broke the connection) in the middle of its body
                 return Reply::refuse(400, "Bad Request");
             }
-        } else {
-            drop(req);
         }
         self.state.set(Phase::App, &self.run);
         {
@@ -386,7 +382,9 @@ fn take_apart(out: &[u8], is_head: bool, lines: &mut String, body: &mut Vec<u8>)
     }
     let head = std::str::from_utf8(&out[at..head_end]).ok()?;
     // (the engine ends every line with CRLF and allows no CR or LF inside one)
-    let mut head_lines = head.split('\n').map(|line| line.strip_suffix('\r').unwrap_or(line));
+    let mut head_lines = head
+        .split('\n')
+        .map(|line| line.strip_suffix('\r').unwrap_or(line));
     let status_line = head_lines.next()?;
     // "HTTP/1.1 NNN reason"
     let reason = status_line.get(13..).unwrap_or("");
@@ -482,7 +480,10 @@ mod tests {
         assert_eq!(parse_length(b"5 "), None);
         assert_eq!(parse_length(b""), None);
         assert_eq!(parse_length(b"99999999999999999999"), None);
-        assert_eq!(parse_length(b"9999999999999999999"), Some(9_999_999_999_999_999_999));
+        assert_eq!(
+            parse_length(b"9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
     }
 
     #[test]
@@ -494,9 +495,16 @@ mod tests {
         // chunked, decoded
         let out = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
         let (code, lines, body, _) = apart(out, false).unwrap();
-        assert_eq!((code, lines.as_str(), body.as_slice()), (200, "OK", &b"abcde"[..]));
+        assert_eq!(
+            (code, lines.as_str(), body.as_slice()),
+            (200, "OK", &b"abcde"[..])
+        );
         // an unfinished chunked stream or a short body: none (the caller answers 500)
-        assert!(apart(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n", false).is_none());
+        assert!(apart(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+            false
+        )
+        .is_none());
         assert!(apart(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabc", false).is_none());
         // HEAD: the length is announced, no body follows
         let (_, _, body, _) = apart(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true).unwrap();
@@ -506,7 +514,11 @@ mod tests {
         let (code, lines, _, close) = apart(out, false).unwrap();
         assert_eq!((code, lines.as_str(), close), (400, "Bad Request", true));
         // upgrades cannot be served
-        assert!(apart(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n", false).is_none());
+        assert!(apart(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n",
+            false
+        )
+        .is_none());
         assert!(apart(b"", false).is_none());
     }
 }

@@ -11,7 +11,9 @@ use std::net::{SocketAddr, TcpStream};
 use may_gevent::pywsgi::Application;
 use may_gevent::wsgi::{WsgiServer, WsgiServerBuilder};
 
-pub use wsgi::{init, read_response, read_to_close, test_config, Client, Records, Sink, CLIENT_TIMEOUT};
+pub use wsgi::{
+    init, read_response, read_to_close, test_config, Client, Records, Sink, CLIENT_TIMEOUT,
+};
 
 /// A running `wsgi::WsgiServer` (stopped when dropped).
 pub struct Mini {
