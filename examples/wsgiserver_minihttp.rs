@@ -93,7 +93,7 @@ fn main() -> ExitCode {
     }
     let server = match builder
         .build()
-        .and_then(|server| server.start().map(|()| server))
+        .and_then(|server| server.init_socket().map(|()| server))
     {
         Ok(server) => server,
         Err(err) => {
@@ -101,10 +101,18 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    // Serving now (may_minihttp binds and accepts in one step); serve_forever installs the
-    // SIGINT/SIGTERM handlers and waits.
-    let address = server.address().expect("a bound server has an address");
-    println!("Serving on http://{address}");
+    // serve_forever installs the SIGINT/SIGTERM handlers, then binds and serves; announce the
+    // bound port once it serves (so a signal that follows the line finds the handlers).
+    let handle = server.handle();
+    // (not joined: it may still be waiting if the server never starts; main's return ends it)
+    std::thread::spawn(move || {
+        while !handle.started() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        if let Some(address) = handle.address() {
+            println!("Serving on http://{address}");
+        }
+    });
     // SIGTERM/SIGINT make serve_forever stop the server gracefully and return.
     if let Err(err) = server.serve_forever() {
         eprintln!("wsgiserver_minihttp: {err:?}");

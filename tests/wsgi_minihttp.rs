@@ -509,3 +509,26 @@ fn restart_after_stop_on_the_same_port() {
     stream.read_to_end(&mut reply).unwrap();
     assert!(reply.starts_with(b"HTTP/1.1 200 Ok\r\n"));
 }
+
+#[test]
+fn init_socket_resolves_the_port_before_start() {
+    init();
+    let server = WsgiServer::builder("127.0.0.1:0", hello)
+        .access_log(None)
+        .build()
+        .unwrap();
+    server.init_socket().unwrap();
+    let addr = server.local_addr().unwrap();
+    assert_ne!(addr.port(), 0);
+    assert!(!server.started());
+    server.start().unwrap();
+    assert_eq!(server.local_addr(), Some(addr));
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    assert!(read_to_close(&mut stream).starts_with(b"HTTP/1.1 200 Ok\r\n"));
+}

@@ -84,7 +84,12 @@ fn serves_the_wsgiserver_application_and_stops_on_sigterm_and_sigint() {
             .unwrap_or_else(|| panic!("no access line: {:?}", ex.stderr.all()));
         assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
         ex.signal(signal);
-        assert!(ex.wait_exit(WAIT).success(), "signal {signal}");
+        let status = ex.wait_exit(WAIT);
+        assert!(
+            status.success(),
+            "signal {signal}: {status:?}, stderr {:?}",
+            ex.stderr.all()
+        );
         // the idle keep-alive connection was ended by the stop
         c.assert_closed();
     }

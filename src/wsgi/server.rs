@@ -472,6 +472,21 @@ impl WsgiServer {
         self.inner.start()
     }
 
+    /// Resolve the address now without serving: port 0 becomes a free port, which
+    /// [`address`](Self::address) then reports (gevent: `BaseServer.init_socket`). The port is
+    /// checked free but not held: may_minihttp binds it at `start()` (see the module docs,
+    /// "Binding").
+    ///
+    /// # Errors
+    /// [`Error::Bind`] when the address cannot be bound (e.g. the port is in use).
+    pub fn init_socket(&self) -> Result<()> {
+        let mut state = self.inner.state();
+        if !state.started {
+            state.local = Some(probe_bind(state.local.unwrap_or(self.inner.requested))?);
+        }
+        Ok(())
+    }
+
     /// Start if needed and block until the server is closed (`close()`, `stop()`, a
     /// [`ServerHandle`], SIGINT or SIGTERM), then `stop()` it with `stop_timeout` and return.
     /// gevent: `BaseServer.serve_forever`.
