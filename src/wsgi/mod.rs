@@ -28,14 +28,16 @@
 //!
 //! # Which one to pick
 //!
-//! **pywsgi**, unless measurements of your own application say otherwise. Measured on the
-//! hello world (`cargo bench --bench http`, 1 may worker each, same run; figures in the README),
-//! this server costs *more* server CPU per request than pywsgi, not less: may_minihttp's engine
-//! itself is cheap (the raw may_minihttp row), but a WSGI application needs the environ,
+//! **pywsgi.** Measured on the hello world (`cargo bench --bench http`, 1 may worker each,
+//! pywsgi, this server and raw may_minihttp in the same run; figures in the README), this
+//! server is not cheaper than pywsgi: about the same server CPU per request at 16 keep-alive
+//! connections (0.98x–1.26x pywsgi's in two runs, within the noise), 1.3x–1.5x at 256
+//! connections and 1.7x–1.9x with 16-deep pipelining. may_minihttp's engine is cheap, but
+//! pywsgi's is already within 1.0x–1.3x of it, and a WSGI application needs the environ,
 //! `start_response` and the response checks, which this server takes from pywsgi and runs on
-//! a copy of each request in memory. What this server adds is may_minihttp's limits, below.
-//! Pick it only to run an application on may_minihttp's engine (e.g. next to may_minihttp
-//! services), accepting those limits.
+//! a copy of each request, on top of may_minihttp's own parsing. What it adds is
+//! may_minihttp's limits, below. It is here for programs ported from `gevent.wsgi`, and for
+//! the comparison; build without it with `default-features = false` (feature `minihttp`).
 //!
 //! # How a request is served
 //!
@@ -98,7 +100,9 @@
 //!   finish with `Connection: close`, then shuts down every socket still open; an application
 //!   call that never returns cannot be cancelled and keeps its connection (logged at WARN).
 //! - No `Pool`/spawn strategy, no socketserver hooks: one coroutine per connection, as
-//!   may_minihttp spawns them.
+//!   may_minihttp spawns them, with may's default stack size (`may::config().set_stack_size`;
+//!   may_minihttp has no per-server setting). An accept error such as `EMFILE` is retried at
+//!   once by may_minihttp's accept loop, without back-off.
 
 mod fd;
 mod glue;
