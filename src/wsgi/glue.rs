@@ -271,6 +271,14 @@ impl Service {
         handler
     }
 
+    /// This layer's refusal of a request (logged at INFO, as pywsgi logs its own).
+    fn refuse(&self, code: u16, reason: &'static str, why: &'static str) -> Reply {
+        let peer = self.peer.map(|p| p.ip().to_string());
+        slog::info!(self.run.config.base.errors, "invalid request";
+            "peer" => peer.as_deref().unwrap_or("-"), "status" => code, "reason" => why);
+        Reply::refuse(code, reason)
+    }
+
     /// Reads the request's body, runs the engine on it, takes its response apart.
     fn serve(&mut self, req: Request<'_, '_, '_>) -> Reply {
         let is_head = req.method() == "HEAD";
@@ -290,7 +298,11 @@ impl Service {
             if header.name.eq_ignore_ascii_case("transfer-encoding") {
                 // may_minihttp reads Content-Length bodies only: a chunked body would be parsed
                 // as the next request (request smuggling). Refuse before reading anything.
-                return Reply::refuse(501, "Not Implemented");
+                return self.refuse(
+                    501,
+                    "Not Implemented",
+                    "Transfer-Encoding (only Content-Length bodies)",
+                );
             }
             if header.name.eq_ignore_ascii_case("content-length") {
                 lengths += 1;
@@ -307,11 +319,17 @@ impl Service {
         let length = match (lengths, length) {
             (0, _) | (_, None) => 0,
             (1, Some(value)) => match parse_length(value) {
-                Some(n) if n > self.run.max_body => return Reply::refuse(413, "Content Too Large"),
+                Some(n) if n > self.run.max_body => {
+                    return self.refuse(
+                        413,
+                        "Content Too Large",
+                        "request body larger than the maximum",
+                    )
+                }
                 Some(n) => n,
-                None => return Reply::refuse(400, "Bad Request"),
+                None => return self.refuse(400, "Bad Request", "invalid Content-Length"),
             },
-            _ => return Reply::refuse(400, "Bad Request"),
+            _ => return self.refuse(400, "Bad Request", "repeated Content-Length"),
         };
         if length > 0 {
             let head_len = buf.len();
@@ -320,7 +338,11 @@ impl Service {
             let complete = (buf.len() - head_len) as u64 == length;
             if res.is_err() || !complete {
                 // the client is gone (or broke the connection) in the middle of its body
-                return Reply::refuse(400, "Bad Request");
+                return self.refuse(
+                    400,
+                    "Bad Request",
+                    "connection ended inside the request body",
+                );
             }
         }
         self.state.set(Phase::App, &self.run);

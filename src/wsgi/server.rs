@@ -615,8 +615,8 @@ impl WsgiServerBuilder {
 
     /// How long a connection may go without a request being served — waiting for its next
     /// request, or sending a request head may_minihttp has not got whole yet — before its
-    /// socket is shut down (checked a few times per timeout, so it may take up to a quarter
-    /// more). `None`: forever. Default: 75 s (pywsgi's keep-alive timeout). may_minihttp has
+    /// socket is shut down (checked four times per timeout: precise to a quarter of it, at
+    /// most 1 s). `None`: forever. Default: 75 s (pywsgi's keep-alive timeout). may_minihttp has
     /// no timeouts; this server enforces this one from outside, so a client trickling a head
     /// is cut off after it too (pywsgi: a 10 s header timeout and a 408).
     pub fn idle_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
