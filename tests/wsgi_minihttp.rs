@@ -508,6 +508,17 @@ fn restart_after_stop_on_the_same_port() {
     let mut reply = Vec::new();
     stream.read_to_end(&mut reply).unwrap();
     assert!(reply.starts_with(b"HTTP/1.1 200 Ok\r\n"));
+    // closed (not stopped), then started again
+    s.server.close();
+    assert!(connect_refused(s.addr));
+    s.server.start().unwrap();
+    let mut stream = s.connect();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).unwrap();
+    assert!(reply.starts_with(b"HTTP/1.1 200 Ok\r\n"));
 }
 
 #[test]
@@ -531,4 +542,21 @@ fn init_socket_resolves_the_port_before_start() {
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .unwrap();
     assert!(read_to_close(&mut stream).starts_with(b"HTTP/1.1 200 Ok\r\n"));
+}
+
+#[test]
+fn an_upgrade_cannot_be_served_and_becomes_a_500() {
+    let s = serve(from_fn(|env, start_response| {
+        if env.header("upgrade").is_some() {
+            start_response.call("101 Switching Protocols", &[("Upgrade", "websocket")])?;
+            return Ok(Body::empty());
+        }
+        hello(env, start_response)
+    }));
+    let mut c = s.client();
+    c.send(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+    let resp = c.read(false).unwrap();
+    assert_eq!(resp.status, 500, "{resp:?}");
+    assert!(resp.header("Upgrade").is_none());
+    s.assert_serving();
 }

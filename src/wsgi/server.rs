@@ -205,6 +205,11 @@ impl Inner {
             source,
         })?;
         let reaper = spawn_reaper(&run, &self.settings);
+        if let Some((_, previous)) = state.reaper.take() {
+            // a previous run that was closed but not stopped: its connections lose their
+            // timeouts rather than keep a reaper running for ever
+            previous.fire();
+        }
         state.run = Some(run);
         state.accept = Some(accept);
         state.reaper = reaper;
