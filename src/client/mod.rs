@@ -433,8 +433,19 @@ impl Client {
                 reusable: true,
             };
             match read_response(conn, method, shown.clone(), &limits, release) {
+                // a pooled connection the upstream closed meanwhile: once more, on a new one
                 Err(Error::InvalidResponse { reason, .. })
                     if reused && idempotent && reason.starts_with("connection closed before any") =>
+                {
+                    continue
+                }
+                Err(Error::Io { source, .. })
+                    if reused
+                        && idempotent
+                        && matches!(
+                            source.kind(),
+                            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                        ) =>
                 {
                     continue
                 }
