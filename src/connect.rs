@@ -92,7 +92,10 @@ impl ConnectAddress for Address {
     fn host_port(&self) -> io::Result<(String, u16)> {
         match self.as_inet() {
             Some(addr) => addr.host_port(),
-            None => Err(invalid(&self.to_string(), "a Unix socket, not a TCP address")),
+            None => Err(invalid(
+                &self.to_string(),
+                "a Unix socket, not a TCP address",
+            )),
         }
     }
 }

@@ -250,6 +250,7 @@ mod wait;
 
 pub use address::{parse_address, Address};
 pub use backoff::{MAX_DELAY, MIN_DELAY};
+pub use connect::{create_connection, ConnectAddress};
 pub use datagram_server::{DatagramServer, DatagramServerBuilder};
 pub use datagram_socket::{DatagramSocket, DATAGRAM_SIZE, RECV_BUFFER_SIZE};
 pub use error::{BoxError, Error, Result};
@@ -258,13 +259,12 @@ pub use handler::{DatagramHandler, HandlerError, HandlerResult, IntoHandlerResul
 pub use log::{default_logger, discard_logger, StderrDrain};
 pub use pool::Pool;
 pub use pywsgi::{WsgiServer, WsgiServerBuilder};
+pub use resolver::{getaddrinfo, LookupFn, Resolver, RESOLVE_TIMEOUT};
 pub use settings::{KILL_TIMEOUT, MAX_ACCEPT, POLL_INTERVAL, STOP_GRACE, STOP_TIMEOUT};
 pub use socket::{IntoListener, Listener, BACKLOG};
 pub use spawn::Spawn;
 pub use stream::{PlainStream, Stream};
 pub use stream_server::{StreamServer, StreamServerBuilder};
+pub use threadpool::{ThreadPool, ThreadResult, DEFAULT_THREADPOOL_SIZE};
 #[cfg(feature = "tls")]
 pub use tls::{HANDSHAKE_TIMEOUT, TLS_STACK_SIZE};
-pub use connect::{create_connection, ConnectAddress};
-pub use resolver::{getaddrinfo, LookupFn, Resolver, RESOLVE_TIMEOUT};
-pub use threadpool::{ThreadPool, ThreadResult, DEFAULT_THREADPOOL_SIZE};

@@ -177,7 +177,11 @@ impl Resolver {
 ///
 /// # Errors
 /// As [`Resolver::getaddrinfo`].
-pub fn getaddrinfo(host: &str, port: u16, timeout: Option<Duration>) -> io::Result<Vec<SocketAddr>> {
+pub fn getaddrinfo(
+    host: &str,
+    port: u16,
+    timeout: Option<Duration>,
+) -> io::Result<Vec<SocketAddr>> {
     Resolver::new().getaddrinfo_within(host, port, timeout)
 }
 
@@ -188,7 +192,10 @@ mod tests {
     #[test]
     fn literals_never_reach_the_lookup() {
         let r = Resolver::with_lookup(|_, _| panic!("not a literal"));
-        assert_eq!(r.getaddrinfo("127.0.0.1", 5).unwrap(), vec![([127, 0, 0, 1], 5).into()]);
+        assert_eq!(
+            r.getaddrinfo("127.0.0.1", 5).unwrap(),
+            vec![([127, 0, 0, 1], 5).into()]
+        );
         assert_eq!(r.getaddrinfo("[::1]", 6).unwrap()[0].port(), 6);
         assert!(r.getaddrinfo("::1", 7).unwrap()[0].is_ipv6());
         assert_eq!(

@@ -64,7 +64,9 @@ impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A job never runs under the lock, so a poisoned lock only means a panic in this
         // module's few lines of bookkeeping; the state is still consistent.
-        self.state.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 }
 
@@ -139,9 +141,7 @@ impl ThreadPool {
     /// [`create_connection`](crate::create_connection)) run here. gevent: `get_hub().threadpool`.
     pub fn default_pool() -> &'static ThreadPool {
         static DEFAULT: OnceLock<ThreadPool> = OnceLock::new();
-        DEFAULT.get_or_init(|| {
-            ThreadPool::named(DEFAULT_THREADPOOL_SIZE, "may_gevent-hubpool")
-        })
+        DEFAULT.get_or_init(|| ThreadPool::named(DEFAULT_THREADPOOL_SIZE, "may_gevent-hubpool"))
     }
 
     fn shared(&self) -> &Arc<Shared> {

@@ -32,7 +32,8 @@ impl Upstream {
         let app = move |env: &mut Environ, start_response: &mut StartResponse<'_>| -> AppResult {
             let path = env.path_info().to_owned();
             let text = |s: &mut StartResponse<'_>, status: &str| {
-                s.call(status, &[("Content-Type", "text/plain")]).map(|_| ())
+                s.call(status, &[("Content-Type", "text/plain")])
+                    .map(|_| ())
             };
             match path.as_str() {
                 "/slow" => {
@@ -48,7 +49,12 @@ impl Upstream {
                 }
                 "/port" => {
                     text(start_response, "200 OK")?;
-                    Ok(env.remote_port().unwrap_or("").to_owned().into_bytes().into())
+                    Ok(env
+                        .remote_port()
+                        .unwrap_or("")
+                        .to_owned()
+                        .into_bytes()
+                        .into())
                 }
                 "/chunked" => {
                     text(start_response, "200 OK")?;
@@ -140,7 +146,10 @@ fn concurrent_slow_requests_overlap_and_a_fast_one_stays_fast() {
         fast_took < LATENCY / 2,
         "the fast request took {fast_took:?} behind slow ones of {LATENCY:?}"
     );
-    assert_eq!(slow_pending, N, "the fast one finished before every slow one");
+    assert_eq!(
+        slow_pending, N,
+        "the fast one finished before every slow one"
+    );
 }
 
 #[test]
@@ -152,7 +161,10 @@ fn keep_alive_reuses_one_connection() {
         .map(|_| client.get(&url).unwrap().text().unwrap())
         .collect();
     assert!(!ports[0].is_empty());
-    assert!(ports.iter().all(|p| *p == ports[0]), "one connection: {ports:?}");
+    assert!(
+        ports.iter().all(|p| *p == ports[0]),
+        "one connection: {ports:?}"
+    );
     assert_eq!(client.idle_connections(), 1);
     // without keep-alive each request has its own connection
     let client = Client::builder().pool_per_host(0).build();
@@ -172,7 +184,11 @@ fn an_unread_body_closes_its_connection() {
     let r = client.get(&upstream.url("/chunked")).unwrap();
     assert_eq!(r.header("transfer-encoding"), Some("chunked"));
     assert_eq!(r.text().unwrap(), "abcdef");
-    assert_eq!(client.idle_connections(), 1, "a chunked body read to its end");
+    assert_eq!(
+        client.idle_connections(),
+        1,
+        "a chunked body read to its end"
+    );
 }
 
 #[test]
@@ -192,11 +208,20 @@ fn request_bodies_statuses_and_headers() {
     let r = client::get(&upstream.url("/nowhere")).unwrap();
     assert_eq!(r.status(), 404, "4xx are responses, not errors");
     assert_eq!(r.bytes().unwrap(), b"no such page");
-    let r = client.request("HEAD", &upstream.url("/port")).send().unwrap();
+    let r = client
+        .request("HEAD", &upstream.url("/port"))
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.text().unwrap().is_empty(), "HEAD has no body");
-    let err = client.request("GET", &upstream.url("/")).header("Bad\r\nName", "x").send();
-    assert!(matches!(err, Err(client::Error::InvalidRequest(_))), "{err:?}");
+    let err = client
+        .request("GET", &upstream.url("/"))
+        .header("Bad\r\nName", "x")
+        .send();
+    assert!(
+        matches!(err, Err(client::Error::InvalidRequest(_))),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -210,7 +235,10 @@ fn redirects_are_off_unless_asked() {
     assert_eq!(r.status(), 200);
     assert!(r.url().ends_with("/port"), "{}", r.url());
     let err = client.get(&upstream.url("/loop")).unwrap_err();
-    assert!(matches!(err, client::Error::TooManyRedirects { max: 3, .. }), "{err:?}");
+    assert!(
+        matches!(err, client::Error::TooManyRedirects { max: 3, .. }),
+        "{err:?}"
+    );
     // 303 after a POST continues with a GET without body
     let r = client
         .request("POST", &upstream.url("/see-other"))
@@ -264,15 +292,23 @@ fn https_with_a_custom_root() {
     let c = client.clone();
     let builder = may::coroutine::Builder::new().stack_size(TLS_STACK_SIZE / 8);
     let h = may::go!(builder, move || {
-        let a = c.get(&format!("https://localhost:{port}/")).and_then(|r| r.text());
-        let b = c.get(&format!("https://localhost:{port}/")).and_then(|r| r.text());
+        let a = c
+            .get(&format!("https://localhost:{port}/"))
+            .and_then(|r| r.text());
+        let b = c
+            .get(&format!("https://localhost:{port}/"))
+            .and_then(|r| r.text());
         (a, b)
     })
     .unwrap();
     let (a, b) = join_coroutine_within("https client", WAIT, h).unwrap();
     assert_eq!(a.unwrap(), "secret");
     assert_eq!(b.unwrap(), "secret");
-    assert_eq!(client.idle_connections(), 1, "TLS connections are kept alive too");
+    assert_eq!(
+        client.idle_connections(),
+        1,
+        "TLS connections are kept alive too"
+    );
     // the system roots do not trust the test certificate
     let err = Client::new()
         .get(&format!("https://localhost:{port}/"))

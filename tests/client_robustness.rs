@@ -59,10 +59,17 @@ fn fetch(reply: &[u8]) -> Result<(u16, Vec<u8>), Error> {
 fn assert_invalid(reply: &[u8], needle: &str) {
     match fetch(reply) {
         Err(err) => {
-            assert!(err.is_invalid_response(), "{:?}: {err:?}", String::from_utf8_lossy(reply));
+            assert!(
+                err.is_invalid_response(),
+                "{:?}: {err:?}",
+                String::from_utf8_lossy(reply)
+            );
             let text = format!("{err:?}");
             assert!(text.contains(needle), "{text:?} lacks {needle:?}");
-            assert!(text.contains("GET http://127.0.0.1:"), "context in {text:?}");
+            assert!(
+                text.contains("GET http://127.0.0.1:"),
+                "context in {text:?}"
+            );
         }
         Ok(ok) => panic!("{:?} gave {ok:?}", String::from_utf8_lossy(reply)),
     }
@@ -82,11 +89,23 @@ fn bad_status_lines() {
 fn bad_chunking() {
     let te = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
     assert_invalid(format!("{te}zz\r\n").as_bytes(), "bad chunked body");
-    assert_invalid(format!("{te}3\r\nabcX\r\n0\r\n\r\n").as_bytes(), "bad chunked body");
+    assert_invalid(
+        format!("{te}3\r\nabcX\r\n0\r\n\r\n").as_bytes(),
+        "bad chunked body",
+    );
     assert_invalid(format!("{te}3\nabc\r\n").as_bytes(), "bad chunked body");
-    assert_invalid(format!("{te}ffffffffffffffffff\r\n").as_bytes(), "bad chunked body");
-    assert_invalid(format!("{te}5\r\nab").as_bytes(), "closed inside the chunked body");
-    assert_invalid(format!("{te}2\r\nab\r\n").as_bytes(), "closed inside the chunked body");
+    assert_invalid(
+        format!("{te}ffffffffffffffffff\r\n").as_bytes(),
+        "bad chunked body",
+    );
+    assert_invalid(
+        format!("{te}5\r\nab").as_bytes(),
+        "closed inside the chunked body",
+    );
+    assert_invalid(
+        format!("{te}2\r\nab\r\n").as_bytes(),
+        "closed inside the chunked body",
+    );
     let te2 = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n";
     assert_invalid(te2.as_bytes(), "chunked applied twice");
     // a good one for contrast, with an extension and a trailer
@@ -102,20 +121,32 @@ fn oversized_heads_and_bodies() {
         other => panic!("{other:?}"),
     }
     let many: String = (0..150).map(|i| format!("H{i}: v\r\n")).collect();
-    assert_invalid(format!("HTTP/1.1 200 OK\r\n{many}\r\n").as_bytes(), "header fields");
-    let body = format!("HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n{}", "b".repeat(2000));
+    assert_invalid(
+        format!("HTTP/1.1 200 OK\r\n{many}\r\n").as_bytes(),
+        "header fields",
+    );
+    let body = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n{}",
+        "b".repeat(2000)
+    );
     match fetch(body.as_bytes()) {
         Err(Error::BodyTooLarge { limit: 1024, .. }) => {}
         other => panic!("{other:?}"),
     }
     let close = format!("HTTP/1.1 200 OK\r\n\r\n{}", "c".repeat(2000));
-    assert!(matches!(fetch(close.as_bytes()), Err(Error::BodyTooLarge { .. })));
+    assert!(matches!(
+        fetch(close.as_bytes()),
+        Err(Error::BodyTooLarge { .. })
+    ));
 }
 
 #[test]
 fn early_closes() {
     assert_invalid(b"", "connection closed before any response");
-    assert_invalid(b"HTTP/1.1 200 OK\r\nContent-Le", "closed inside the response head");
+    assert_invalid(
+        b"HTTP/1.1 200 OK\r\nContent-Le",
+        "closed inside the response head",
+    );
     assert_invalid(
         b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
         "closed after 3 of 10 body bytes",
@@ -171,7 +202,10 @@ fn a_connection_with_bytes_after_the_response_is_not_reused() {
     assert_eq!(client.get(&url).unwrap().bytes().unwrap(), b"b");
     let requests = join_within("raw upstream", WAIT, thread);
     assert_eq!(requests.len(), 2);
-    assert!(requests[0].starts_with("GET / HTTP/1.1\r\nHost: 127.0.0.1:"), "{requests:?}");
+    assert!(
+        requests[0].starts_with("GET / HTTP/1.1\r\nHost: 127.0.0.1:"),
+        "{requests:?}"
+    );
 }
 
 #[test]

@@ -100,14 +100,18 @@ fn create_connection_times_out_on_a_hanging_resolver() {
     let (resolver, _release, _) = hanging_resolver(ThreadPool::new(1));
     let h = may::go!(move || {
         let start = Instant::now();
-        let result = resolver.create_connection(("hang.test", 80), Duration::from_millis(200), None);
+        let result =
+            resolver.create_connection(("hang.test", 80), Duration::from_millis(200), None);
         (result.map(|_| ()), start.elapsed())
     });
     let (result, took) = join_coroutine_within("connect", WAIT, h).unwrap();
     let err = result.unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
     assert!(err.to_string().contains("hang.test:80"), "{err}");
-    assert!(took >= Duration::from_millis(200) && took < WAIT / 2, "{took:?}");
+    assert!(
+        took >= Duration::from_millis(200) && took < WAIT / 2,
+        "{took:?}"
+    );
 }
 
 #[test]
@@ -128,7 +132,9 @@ fn each_address_is_tried_in_order() {
     assert_eq!(*seen.lock().unwrap(), ["service.test:1"]);
     // every address refused: the last error, with the address
     let resolver = Resolver::with_lookup(move |_, _| Ok(vec![bad, bad]));
-    let err = resolver.create_connection("x.test:1", WAIT, None).unwrap_err();
+    let err = resolver
+        .create_connection("x.test:1", WAIT, None)
+        .unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
     assert!(err.to_string().contains(&bad.to_string()), "{err}");
     server.stop(None);
@@ -153,7 +159,9 @@ fn the_source_address_is_bound() {
 fn localhost_resolves_on_the_pool_and_bad_addresses_are_errors() {
     let server = peer_server();
     let port = inet(&server).port();
-    let h = may::go!(move || read_all(create_connection(format!("localhost:{port}"), WAIT, None).unwrap()));
+    let h = may::go!(move || read_all(
+        create_connection(format!("localhost:{port}"), WAIT, None).unwrap()
+    ));
     let text = join_coroutine_within("connect", WAIT, h).unwrap();
     assert!(text.contains(':'), "{text:?}");
     for bad in ["no-port", "::1:80", "host:http"] {

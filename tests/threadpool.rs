@@ -71,11 +71,18 @@ fn saturation_queues_instead_of_spawning_more_threads() {
     assert!(calls.iter().all(|c| !c.ready()));
     gate.open();
     for call in calls {
-        assert!(call.wait(Some(WAIT)), "every queued call runs once a thread is free");
+        assert!(
+            call.wait(Some(WAIT)),
+            "every queued call runs once a thread is free"
+        );
     }
     assert_eq!(started.load(Ordering::SeqCst), 6);
     assert_eq!(pool.completed(), 6);
-    assert_eq!(threads_named("tp-saturate"), 2, "the same two threads ran them all");
+    assert_eq!(
+        threads_named("tp-saturate"),
+        2,
+        "the same two threads ran them all"
+    );
     drop(pool);
     eventually("threads exit with the last handle", || {
         threads_named("tp-saturate") == 0
@@ -102,8 +109,14 @@ fn blocked_calls_park_only_their_coroutines() {
         }
         42
     });
-    assert_eq!(join_coroutine_within("other coroutine", WAIT, other).unwrap(), 42);
-    assert!(callers.iter().all(|c| !c.is_done()), "the callers still wait");
+    assert_eq!(
+        join_coroutine_within("other coroutine", WAIT, other).unwrap(),
+        42
+    );
+    assert!(
+        callers.iter().all(|c| !c.is_done()),
+        "the callers still wait"
+    );
     gate.open();
     for caller in callers {
         join_coroutine_within("caller", WAIT, caller).unwrap();
@@ -133,7 +146,9 @@ fn a_cancelled_waiter_stops_waiting_and_the_result_is_dropped() {
         })
         .map(|_| ())
     });
-    eventually("the call is running", || pool.size() == 1 && pool.queued() == 0);
+    eventually("the call is running", || {
+        pool.size() == 1 && pool.queued() == 0
+    });
     let start = Instant::now();
     #[allow(unsafe_code)]
     // SAFETY: cancelling a coroutine parked in ThreadResult::get (a SyncFlag wait).
@@ -146,7 +161,9 @@ fn a_cancelled_waiter_stops_waiting_and_the_result_is_dropped() {
     assert_eq!(pool.completed(), 0, "the OS-thread call is not interrupted");
     gate.open();
     eventually("the call finished", || pool.completed() == 1);
-    eventually("its result was dropped", || drops.load(Ordering::SeqCst) == 1);
+    eventually("its result was dropped", || {
+        drops.load(Ordering::SeqCst) == 1
+    });
     // the pool's thread is free for the next call
     assert_eq!(pool.apply(|| 7).unwrap(), 7);
 }
@@ -189,7 +206,10 @@ fn panics_reach_the_caller_and_spawn_results_can_be_joined() {
         let bad = pool.spawn(|| -> u8 { panic!("in the pool") }).unwrap();
         (ok.get(), bad.join().is_err())
     });
-    assert_eq!(join_coroutine_within("caller", WAIT, h).unwrap(), ("value", true));
+    assert_eq!(
+        join_coroutine_within("caller", WAIT, h).unwrap(),
+        ("value", true)
+    );
 }
 
 #[test]

@@ -262,7 +262,8 @@ fn valid_token(s: &str) -> bool {
 }
 
 fn valid_value(s: &str) -> bool {
-    s.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)
+    s.bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)
 }
 
 impl Client {
@@ -380,7 +381,11 @@ impl Client {
             host: url.host.clone(),
             port: url.port,
         };
-        let mut request = format!("{method} {} HTTP/1.1\r\nHost: {}\r\n", url.target, url.authority());
+        let mut request = format!(
+            "{method} {} HTTP/1.1\r\nHost: {}\r\n",
+            url.target,
+            url.authority()
+        );
         let has = |name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
         if !has("user-agent") {
             request.push_str(&format!("User-Agent: {USER_AGENT}\r\n"));
@@ -425,7 +430,10 @@ impl Client {
                 if reused && idempotent {
                     continue; // the upstream closed an idle connection: once more, on a new one
                 }
-                return Err(Error::io(format!("{method} {shown}: sending the request"), err));
+                return Err(Error::io(
+                    format!("{method} {shown}: sending the request"),
+                    err,
+                ));
             }
             let release = Release {
                 pool: self.inner.pool.clone(),
@@ -435,7 +443,9 @@ impl Client {
             match read_response(conn, method, shown.clone(), &limits, release) {
                 // a pooled connection the upstream closed meanwhile: once more, on a new one
                 Err(Error::InvalidResponse { reason, .. })
-                    if reused && idempotent && reason.starts_with("connection closed before any") =>
+                    if reused
+                        && idempotent
+                        && reason.starts_with("connection closed before any") =>
                 {
                     continue
                 }
@@ -522,10 +532,9 @@ impl Client {
 fn io_error_of(err: native_tls::HandshakeError<crate::stream::PlainStream>) -> std::io::Error {
     match err {
         native_tls::HandshakeError::Failure(err) => std::io::Error::other(err),
-        native_tls::HandshakeError::WouldBlock(_) => std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "the tls handshake timed out",
-        ),
+        native_tls::HandshakeError::WouldBlock(_) => {
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "the tls handshake timed out")
+        }
     }
 }
 

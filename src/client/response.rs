@@ -95,7 +95,10 @@ fn parse_head(buf: &[u8], context: &str) -> Result<Option<Head>> {
         Err(httparse::Error::Status) | Err(httparse::Error::Version) => {
             let line = buf.split(|&b| b == b'\n').next().unwrap_or(buf);
             let shown = String::from_utf8_lossy(&line[..line.len().min(80)]).into_owned();
-            return Err(Error::invalid(context, format!("bad status line {shown:?}")));
+            return Err(Error::invalid(
+                context,
+                format!("bad status line {shown:?}"),
+            ));
         }
         Err(httparse::Error::TooManyHeaders) => {
             return Err(Error::invalid(
@@ -136,7 +139,11 @@ fn framing(
     headers: &[(String, String)],
     context: &str,
 ) -> Result<Framing> {
-    if method.eq_ignore_ascii_case("HEAD") || (100..200).contains(&status) || status == 204 || status == 304 {
+    if method.eq_ignore_ascii_case("HEAD")
+        || (100..200).contains(&status)
+        || status == 204
+        || status == 304
+    {
         return Ok(Framing::Done);
     }
     let te: Vec<&str> = headers
@@ -162,7 +169,12 @@ fn framing(
         }
         return match te.last() {
             Some(last) if last.eq_ignore_ascii_case("chunked") => {
-                if te.iter().filter(|t| t.eq_ignore_ascii_case("chunked")).count() > 1 {
+                if te
+                    .iter()
+                    .filter(|t| t.eq_ignore_ascii_case("chunked"))
+                    .count()
+                    > 1
+                {
                     return Err(Error::invalid(context, "chunked applied twice"));
                 }
                 Ok(Framing::Chunked(Box::new(ChunkedDecoder::new())))
@@ -258,7 +270,10 @@ pub(crate) fn read_response(
             framing,
             max_body: limits.max_body,
             delivered: 0,
-            release: Some(Release { reusable, ..release }),
+            release: Some(Release {
+                reusable,
+                ..release
+            }),
         };
         response.finish_if_done();
         return Ok(response);
@@ -398,9 +413,9 @@ impl Response {
                 Framing::Length { remaining, .. } => {
                     if conn.buffered().is_empty() {
                         let want = (*remaining).min(64 * 1024) as usize;
-                        let n = conn
-                            .fill(want)
-                            .map_err(|err| Error::io(format!("{}: reading the body", self.context), err))?;
+                        let n = conn.fill(want).map_err(|err| {
+                            Error::io(format!("{}: reading the body", self.context), err)
+                        })?;
                         if n == 0 {
                             let err = self.early_close();
                             self.conn = None;
@@ -450,9 +465,9 @@ impl Response {
                         decoder.consume_data(take);
                         return self.count(take);
                     }
-                    let n = conn
-                        .fill(64 * 1024)
-                        .map_err(|err| Error::io(format!("{}: reading the body", self.context), err))?;
+                    let n = conn.fill(64 * 1024).map_err(|err| {
+                        Error::io(format!("{}: reading the body", self.context), err)
+                    })?;
                     if n == 0 {
                         let err = self.early_close();
                         self.conn = None;
@@ -461,9 +476,9 @@ impl Response {
                 }
                 Framing::Close => {
                     if conn.buffered().is_empty() {
-                        let n = conn
-                            .fill(64 * 1024)
-                            .map_err(|err| Error::io(format!("{}: reading the body", self.context), err))?;
+                        let n = conn.fill(64 * 1024).map_err(|err| {
+                            Error::io(format!("{}: reading the body", self.context), err)
+                        })?;
                         if n == 0 {
                             self.framing = Framing::Done;
                             self.conn = None;

@@ -56,7 +56,10 @@ impl Url {
             }
             let port = match after {
                 "" => None,
-                p => Some(p.strip_prefix(':').ok_or_else(|| bad(url, "junk after ]"))?),
+                p => Some(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| bad(url, "junk after ]"))?,
+                ),
             };
             (format!("[{ip}]"), port)
         } else {
@@ -153,16 +156,29 @@ mod tests {
     #[test]
     fn parses_what_a_client_needs() {
         let u = Url::parse("http://example.com").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.target.as_str()), ("example.com", 80, "/"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.target.as_str()),
+            ("example.com", 80, "/")
+        );
         let u = Url::parse("HTTPS://[::1]:8443/a/b?x=1#frag").unwrap();
         assert_eq!(u.scheme, Scheme::Https);
-        assert_eq!((u.host.as_str(), u.port, u.target.as_str()), ("[::1]", 8443, "/a/b?x=1"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.target.as_str()),
+            ("[::1]", 8443, "/a/b?x=1")
+        );
         assert_eq!(u.bare_host(), "::1");
         assert_eq!(Url::parse("http://h:81?q").unwrap().target, "/?q");
         assert_eq!(Url::parse("http://h:81/p").unwrap().authority(), "h:81");
         for bad in [
-            "ftp://h/", "h/p", "http:///p", "http://h:x/", "http://h:70000/", "http://u@h/",
-            "http://h/a b", "http://[::1/", "http://[zz]/",
+            "ftp://h/",
+            "h/p",
+            "http:///p",
+            "http://h:x/",
+            "http://h:70000/",
+            "http://u@h/",
+            "http://h/a b",
+            "http://[::1/",
+            "http://[zz]/",
         ] {
             assert!(Url::parse(bad).is_err(), "{bad}");
         }
