@@ -137,27 +137,50 @@ fn routes_links_and_errors_as_gevents() {
     assert!(head.contains(&location), "{head}");
     assert!(proxy.request("POST", "/elsewhere", "").0.contains(" 404 "));
     assert!(proxy.request("PUT", "/", "").0.contains(" 501 "));
-    assert!(proxy.request("POST", "/", "name=x").0.contains(" 500 "), "gevent's assert");
+    assert!(
+        proxy.request("POST", "/", "name=x").0.contains(" 500 "),
+        "gevent's assert"
+    );
 
     let (status, head, page) = proxy.request("GET", &format!("/{host}/page"), "");
     assert_eq!(status, "HTTP/1.1 200 OK");
     assert!(!head.to_ascii_lowercase().contains("set-cookie"), "{head}");
     let p = format!("http://{}/", proxy.addr);
-    assert!(page.contains(&format!(r#"href="{p}http://{host}/abs""#)), "{page}");
-    assert!(page.contains(&format!(r#"src="{p}http://{host}/images/hp0.gif" width=158"#)), "{page}");
-    assert!(page.contains(&format!(r#"href="{p}http://other.test/x""#)), "{page}");
+    assert!(
+        page.contains(&format!(r#"href="{p}http://{host}/abs""#)),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(
+            r#"src="{p}http://{host}/images/hp0.gif" width=158"#
+        )),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(r#"href="{p}http://other.test/x""#)),
+        "{page}"
+    );
     assert!(page.contains(r##"href="#top""##), "fragments stay: {page}");
 
     // upstream 4xx are passed on; redirects are followed (urllib's urlopen does)
     let (status, _, body) = proxy.request("GET", &format!("/{host}/nothing"), "");
-    assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 404 Not Found", "missing"));
+    assert_eq!(
+        (status.as_str(), body.as_str()),
+        ("HTTP/1.1 404 Not Found", "missing")
+    );
     let (status, _, body) = proxy.request("GET", &format!("/http://{host}/moved"), "");
-    assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", "fast"));
+    assert_eq!(
+        (status.as_str(), body.as_str()),
+        ("HTTP/1.1 200 OK", "fast")
+    );
 
     let refused = ReservedPort::new();
     let (status, _, body) = proxy.request("GET", &format!("/127.0.0.1:{}/<x>", refused.port()), "");
     assert_eq!(status, "HTTP/1.1 502 Bad Gateway");
-    assert!(body.starts_with("<h1>cannot connect to 127.0.0.1:"), "{body}");
+    assert!(
+        body.starts_with("<h1>cannot connect to 127.0.0.1:"),
+        "{body}"
+    );
     assert!(body.contains("/&lt;x&gt;</h2>"), "escaped: {body}");
     up.server.stop(None);
 }
@@ -181,14 +204,23 @@ fn slow_upstreams_overlap_and_a_fast_one_stays_fast() {
     let t = Instant::now();
     let (status, _, body) = proxy.request("GET", &format!("/{host}/fast"), "");
     let fast_took = t.elapsed();
-    assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", "fast"));
+    assert_eq!(
+        (status.as_str(), body.as_str()),
+        ("HTTP/1.1 200 OK", "fast")
+    );
     let pending = slow.iter().filter(|t| !t.is_finished()).count();
     for thread in slow {
         let (status, _, body) = join_within("slow request", WAIT, thread);
-        assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", "slow"));
+        assert_eq!(
+            (status.as_str(), body.as_str()),
+            ("HTTP/1.1 200 OK", "slow")
+        );
     }
     let total = start.elapsed();
-    assert!(total < LATENCY * 2, "{N} slow requests of {LATENCY:?} took {total:?}");
+    assert!(
+        total < LATENCY * 2,
+        "{N} slow requests of {LATENCY:?} took {total:?}"
+    );
     assert!(fast_took < LATENCY / 2, "the fast one took {fast_took:?}");
     assert_eq!(pending, N, "the fast one finished before every slow one");
     up.server.stop(None);
