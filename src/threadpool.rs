@@ -91,7 +91,8 @@ impl Drop for Owner {
 /// let pool = ThreadPool::new(2);
 /// // from a coroutine (a handler), only this coroutine parks meanwhile
 /// let h = may::go!(move || pool.apply(|| std::fs::read_to_string("/proc/self/stat").is_ok()));
-/// assert!(h.join().unwrap());
+/// assert!(h.join().unwrap()?);
+/// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct ThreadPool {

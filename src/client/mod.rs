@@ -5,7 +5,7 @@
 //! clients (ureq, reqwest's blocking client, anything on `std::net`) hold their may worker
 //! thread instead; with the default two workers, two slow upstream calls stall the whole
 //! server. This client runs on may sockets: names resolve on the thread pool
-//! ([`Resolver`](crate::Resolver)), connects go through
+//! ([`Resolver`]), connects go through
 //! [`create_connection`](crate::create_connection), reads and writes park the coroutine.
 //!
 //! ```

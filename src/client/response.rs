@@ -177,7 +177,7 @@ fn framing(
                 {
                     return Err(Error::invalid(context, "chunked applied twice"));
                 }
-                Ok(Framing::Chunked(Box::new(ChunkedDecoder::new())))
+                Ok(Framing::Chunked(Box::default()))
             }
             // RFC 9112 6.3 (4, response): not chunked last: read until close
             _ => Ok(Framing::Close),
