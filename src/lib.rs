@@ -21,6 +21,9 @@
 //! | `handle_request`, `shutdown`, `fileno`, `server_address` | same names on every server |
 //! | `gevent.signal_handler(SIGTERM, server.close)` | built into `serve_forever` (SIGINT, SIGTERM) |
 //! | `max_accept`, `min_delay`, `max_delay`, `stop_timeout`, `backlog` | builder settings |
+//! | `gevent.threadpool.ThreadPool`, `get_hub().threadpool` | [`ThreadPool`], [`ThreadPool::default_pool`] |
+//! | `gevent.socket.create_connection`, `getaddrinfo` | [`create_connection`], [`getaddrinfo`], [`Resolver`] |
+//! | `urllib`/`requests` under `monkey.patch_all()` | [`client`] ([`client::get`], [`client::Client`]) |
 //!
 //! ## A stream server
 //!
