@@ -9,7 +9,7 @@
 //! fetch is `may_gevent::client`, which parks only the coroutine of the request (a blocking
 //! client would hold a may worker thread, and with it every request queued on that worker).
 
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
 
 use may_gevent::client::Client;
 use may_gevent::pywsgi::{AppResult, Environ, StartResponse, WsgiServer};
@@ -125,14 +125,7 @@ fn join(parts: &[&[u8]]) -> Vec<u8> {
 ///   == b"><img src=\"http://127.0.0.1:8088/www.google.com/images/hp0.gif\" width=158"
 /// ```
 fn fix_links(data: &[u8], proxy_url: &str, host_url: &str) -> Vec<u8> {
-    static LINK_RE: OnceLock<[Regex; 2]> = OnceLock::new();
-    let [link_re_1, link_re_2] = LINK_RE.get_or_init(|| {
-        [
-            Regex::new(r##"(?P<before>(href|src|action)\s*=\s*)(?:"(?P<dq>[^#"\n][^"\n]*?)"|'(?P<sq>[^#'\n][^'\n]*?)')"##),
-            Regex::new(r##"(?P<before>(href|src|action)\s*=\s*)(?P<url>[^'"#>][^ >]*)"##),
-        ]
-        .map(|re| re.expect("valid regex"))
-    });
+    let [link_re_1, link_re_2] = &*LINK_RE;
     let fix_link_cb = |m: &Captures<'_>| {
         let url = ["dq", "sq", "url"]
             .iter()
@@ -148,6 +141,15 @@ fn fix_links(data: &[u8], proxy_url: &str, host_url: &str) -> Vec<u8> {
     let data = link_re_1.replace_all(data, fix_link_cb);
     link_re_2.replace_all(&data, fix_link_cb).into_owned()
 }
+
+/// gevent's `_link_re_1` (both quote kinds; the regex crate has no backreference) and `_link_re_2`.
+static LINK_RE: LazyLock<[Regex; 2]> = LazyLock::new(|| {
+    [
+        Regex::new(r##"(?P<before>(href|src|action)\s*=\s*)(?:"(?P<dq>[^#"\n][^"\n]*?)"|'(?P<sq>[^#'\n][^'\n]*?)')"##),
+        Regex::new(r##"(?P<before>(href|src|action)\s*=\s*)(?P<url>[^'"#>][^ >]*)"##),
+    ]
+    .map(|re| re.expect("valid regex"))
+});
 
 /// urllib.parse.unquote: `%XX` escapes decoded, everything else kept.
 fn unquote(s: &[u8]) -> Vec<u8> {
@@ -204,6 +206,8 @@ const FORM: &[u8] = br#"<html><head>
 
 fn main() -> Result<(), may_gevent::Error> {
     let listen = std::env::args().nth(1).unwrap_or_else(|| LISTEN.to_owned());
+    // compiled at import in Python; here before serving, so that no request waits for it
+    LazyLock::force(&LINK_RE);
     // compiling and running the regular expressions takes more than may's 32 KiB of stack
     let server = WsgiServer::builder(listen.as_str(), application)
         .stack_size(256 * 1024)

@@ -47,6 +47,12 @@
 //!   `stack_size` (TLS servers already use [`TLS_STACK_SIZE`](crate::TLS_STACK_SIZE)).
 //!
 //! Not provided: HTTP/2, proxies, cookies, compression, request bodies streamed from a reader.
+//!
+//! Why not ureq 3 over a custom transport: its `Connector`/`Transport` and `Resolver` traits
+//! live in `ureq::unversioned` ("does not (yet) follow semver", ureq issue #952), so every ureq
+//! release could break the adapter, and its default resolver waits for a helper thread on a
+//! `std::sync::mpsc` channel, which blocks the worker. A small strict client over the crate's
+//! own [`Stream`](crate::Stream), httparse and the pywsgi chunked decoder has no such coupling.
 
 mod error;
 mod pool;
