@@ -56,8 +56,8 @@ struct Shared {
     work: Condvar,
     maxsize: usize,
     name: String,
-    /// Jobs finished (returned or panicked), for statistics and tests.
-    completed: AtomicUsize,
+    /// Calls finished (returned or panicked), counted before their result is handed over.
+    completed: Arc<AtomicUsize>,
 }
 
 impl Shared {
@@ -130,7 +130,7 @@ impl ThreadPool {
             work: Condvar::new(),
             maxsize: maxsize.max(1),
             name: name.to_owned(),
-            completed: AtomicUsize::new(0),
+            completed: Arc::new(AtomicUsize::new(0)),
         };
         ThreadPool {
             owner: Arc::new(Owner(Arc::new(shared))),
@@ -186,9 +186,11 @@ impl ThreadPool {
             done: SyncFlag::new(),
         });
         let out = slot.clone();
+        let completed = self.shared().completed.clone();
         let job: Job = Box::new(move || {
             let result = panic::catch_unwind(AssertUnwindSafe(f));
             *out.value.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+            completed.fetch_add(1, Ordering::AcqRel);
             out.done.fire();
         });
         self.submit(job)?;
@@ -266,7 +268,6 @@ fn run(shared: &Shared) {
         if let Some(job) = state.queue.pop_front() {
             drop(state);
             job(); // never unwinds: `spawn` wraps every call in catch_unwind
-            shared.completed.fetch_add(1, Ordering::AcqRel);
             state = shared.lock();
             continue;
         }
