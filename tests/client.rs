@@ -316,3 +316,23 @@ fn https_with_a_custom_root() {
     assert!(matches!(err, client::Error::Tls { .. }), "{err:?}");
     server.stop(None);
 }
+
+#[test]
+fn a_coroutine_waiting_for_an_upstream_can_be_cancelled() {
+    // what a server's stop() and Pool::kill do to a handler stuck in a fetch
+    let upstream = Upstream::start();
+    let url = upstream.url("/hang");
+    let h = may::go!(move || Client::new().get(&url).map(|r| r.status()));
+    eventually("the request is waiting upstream", || {
+        upstream.server.pool().len() == 1
+    });
+    let start = Instant::now();
+    #[allow(unsafe_code)]
+    // SAFETY: cancelling a coroutine parked in a may socket read.
+    unsafe {
+        h.coroutine().cancel()
+    };
+    let joined = join_coroutine_within("cancelled request", WAIT, h);
+    assert!(joined.is_err(), "the fetch unwound instead of returning");
+    assert!(start.elapsed() < WAIT / 2);
+}
