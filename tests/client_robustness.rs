@@ -237,3 +237,9 @@ fn a_stale_pooled_connection_is_replaced_for_a_get() {
     assert_eq!(client.get(&url).unwrap().bytes().unwrap(), b"2");
     join_within("raw upstream", WAIT, thread);
 }
+
+#[test]
+fn endless_interim_responses_are_an_error() {
+    let reply = "HTTP/1.1 100 Continue\r\n\r\n".repeat(20);
+    assert_invalid(reply.as_bytes(), "interim (1xx) responses");
+}

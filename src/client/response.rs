@@ -12,6 +12,9 @@ use crate::pywsgi::chunked::ChunkedDecoder;
 /// The most header fields a response may have.
 pub const MAX_RESPONSE_HEADERS: usize = 100;
 
+/// Interim (1xx) responses skipped before the final one, at most.
+const MAX_INTERIM_RESPONSES: usize = 8;
+
 /// How the body ends.
 #[derive(Debug)]
 enum Framing {
@@ -222,6 +225,7 @@ pub(crate) fn read_response(
     release: Release,
 ) -> Result<Response> {
     let context = format!("{method} {url}");
+    let mut interim = 0;
     loop {
         let head = loop {
             if let Some(head) = parse_head(conn.buffered(), &context)? {
@@ -251,7 +255,15 @@ pub(crate) fn read_response(
         let (status, reason, version, headers, len) = head;
         conn.consume(len);
         if (100..200).contains(&status) && status != 101 {
-            continue; // an interim response (100 Continue, 103 Early Hints): the real one follows
+            // an interim response (100 Continue, 103 Early Hints): the real one follows
+            interim += 1;
+            if interim > MAX_INTERIM_RESPONSES {
+                return Err(Error::invalid(
+                    &context,
+                    format!("more than {MAX_INTERIM_RESPONSES} interim (1xx) responses"),
+                ));
+            }
+            continue;
         }
         let framing = framing(method, status, &headers, &context)?;
         let reusable = release.reusable

@@ -71,6 +71,9 @@ impl Url {
         if host.is_empty() {
             return Err(bad(url, "no host"));
         }
+        if !host.is_ascii() {
+            return Err(bad(url, "non-ASCII host names (IDNA) are not supported"));
+        }
         let port = match port {
             None | Some("") => default_port,
             Some(p) if p.bytes().all(|b| b.is_ascii_digit()) => {
@@ -78,11 +81,22 @@ impl Url {
             }
             Some(_) => return Err(bad(url, "the port is not a number")),
         };
-        let target = if target.starts_with('?') {
+        let mut target = if target.starts_with('?') {
             format!("/{target}")
         } else {
             target.to_owned()
         };
+        if !target.is_ascii() {
+            // a request line is ASCII: bytes of other characters go percent-encoded
+            target = target.bytes().fold(String::new(), |mut out, b| {
+                if b.is_ascii() {
+                    out.push(char::from(b));
+                } else {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+                out
+            });
+        }
         Ok(Url {
             scheme,
             host,
@@ -169,6 +183,10 @@ mod tests {
         assert_eq!(u.bare_host(), "::1");
         assert_eq!(Url::parse("http://h:81?q").unwrap().target, "/?q");
         assert_eq!(Url::parse("http://h:81/p").unwrap().authority(), "h:81");
+        assert_eq!(
+            Url::parse("http://h/é?q=ü").unwrap().target,
+            "/%C3%A9?q=%C3%BC"
+        );
         for bad in [
             "ftp://h/",
             "h/p",
