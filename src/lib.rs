@@ -21,6 +21,9 @@
 //! | `handle_request`, `shutdown`, `fileno`, `server_address` | same names on every server |
 //! | `gevent.signal_handler(SIGTERM, server.close)` | built into `serve_forever` (SIGINT, SIGTERM) |
 //! | `max_accept`, `min_delay`, `max_delay`, `stop_timeout`, `backlog` | builder settings |
+//! | `gevent.threadpool.ThreadPool`, `get_hub().threadpool` | [`ThreadPool`], [`ThreadPool::default_pool`] |
+//! | `gevent.socket.create_connection`, `getaddrinfo` | [`create_connection`], [`getaddrinfo`], [`Resolver`] |
+//! | `urllib`/`requests` under `monkey.patch_all()` | [`client`] ([`client::get`], [`client::Client`]) |
 //!
 //! ## A stream server
 //!
@@ -221,6 +224,8 @@ mod accept_error;
 mod address;
 mod backoff;
 mod base_server;
+pub mod client;
+mod connect;
 mod datagram_server;
 mod datagram_socket;
 mod error;
@@ -231,6 +236,7 @@ mod pool;
 mod protocol;
 pub mod pywsgi;
 mod registry;
+mod resolver;
 mod sendfile;
 mod server_methods;
 mod settings;
@@ -240,12 +246,14 @@ mod socket;
 mod spawn;
 mod stream;
 mod stream_server;
+mod threadpool;
 #[cfg(feature = "tls")]
 mod tls;
 mod wait;
 
 pub use address::{parse_address, Address};
 pub use backoff::{MAX_DELAY, MIN_DELAY};
+pub use connect::{create_connection, ConnectAddress};
 pub use datagram_server::{DatagramServer, DatagramServerBuilder};
 pub use datagram_socket::{DatagramSocket, DATAGRAM_SIZE, RECV_BUFFER_SIZE};
 pub use error::{BoxError, Error, Result};
@@ -254,10 +262,12 @@ pub use handler::{DatagramHandler, HandlerError, HandlerResult, IntoHandlerResul
 pub use log::{default_logger, discard_logger, StderrDrain};
 pub use pool::Pool;
 pub use pywsgi::{WsgiServer, WsgiServerBuilder};
+pub use resolver::{getaddrinfo, LookupFn, Resolver, RESOLVE_TIMEOUT};
 pub use settings::{KILL_TIMEOUT, MAX_ACCEPT, POLL_INTERVAL, STOP_GRACE, STOP_TIMEOUT};
 pub use socket::{IntoListener, Listener, BACKLOG};
 pub use spawn::Spawn;
 pub use stream::{PlainStream, Stream};
 pub use stream_server::{StreamServer, StreamServerBuilder};
+pub use threadpool::{ThreadPool, ThreadResult, DEFAULT_THREADPOOL_SIZE};
 #[cfg(feature = "tls")]
 pub use tls::{HANDSHAKE_TIMEOUT, TLS_STACK_SIZE};

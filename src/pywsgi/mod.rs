@@ -78,7 +78,7 @@
 mod access_log;
 mod app;
 mod body;
-mod chunked;
+pub(crate) mod chunked;
 mod config;
 mod conn;
 mod date;
