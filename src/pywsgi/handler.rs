@@ -102,7 +102,7 @@ pub struct WsgiHandler<'a> {
     limits: Limits,
     first: bool,
     started: Instant,
-    line: String,
+    line: Vec<u8>,
 }
 
 impl fmt::Debug for WsgiHandler<'_> {
@@ -143,7 +143,7 @@ impl<'a> WsgiHandler<'a> {
             ),
             first: true,
             started: Instant::now(),
-            line: String::new(),
+            line: Vec::new(),
         }
     }
 
@@ -455,10 +455,10 @@ impl<'a> WsgiHandler<'a> {
         let mut line = std::mem::take(&mut self.line);
         line.clear();
         let (status, bytes_sent) = (self.resp.sent_code(), self.resp.bytes_sent());
-        let local_time = self.resp.date.local_time(now_secs());
+        let local_time = self.resp.date.local_time_bytes(now_secs());
         access_log::format_request(
             &mut line,
-            self.remote.ip(),
+            self.remote.ip_bytes(),
             local_time,
             request_line,
             status,

@@ -74,8 +74,13 @@ impl Remote {
     }
 
     pub(crate) fn ip(&self) -> Option<&str> {
+        std::str::from_utf8(self.ip_bytes()?).ok()
+    }
+
+    /// [`ip`](Self::ip) as bytes (ASCII), without a UTF-8 check.
+    pub(crate) fn ip_bytes(&self) -> Option<&[u8]> {
         self.addr?;
-        std::str::from_utf8(&self.buf[..self.ip_len as usize]).ok()
+        Some(&self.buf[..self.ip_len as usize])
     }
 
     pub(crate) fn port(&self) -> Option<&str> {
