@@ -168,6 +168,16 @@ impl EnvState {
         }
     }
 
+    /// Gives the per-request allocations back while the connection is idle between requests:
+    /// the head's copy and header slots, the header values, the application's overrides and
+    /// the read buffer (which must be empty). They are made again by the next request.
+    pub(crate) fn release_idle(&mut self) {
+        self.head.release();
+        self.values.release();
+        self.overrides = Vec::new();
+        self.input.rbuf_mut().release();
+    }
+
     /// Makes ready for the request just parsed into `head`: its body, its header values, no
     /// application changes.
     pub(crate) fn begin_request(&mut self) {
