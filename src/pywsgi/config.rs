@@ -85,6 +85,14 @@ pub const LINGER_MAX_BYTES: usize = 256 * 1024;
 /// small.
 pub const READ_BUFFER_SIZE: usize = 1024;
 
+/// How long a keep-alive connection waits for its next request before it gives its buffers
+/// back (the read buffer, the copy of the last head and its header slots, the response and
+/// access-log buffers): past this, it waits for input without holding a buffer, and the next
+/// request allocates them again. Idle connections then cost about two stack pages each;
+/// connections busier than this never reallocate. (TLS connections keep their buffers: their
+/// records may hold input the socket no longer shows.)
+pub const IDLE_RELEASE: Duration = Duration::from_secs(1);
+
 /// Default `SERVER_SOFTWARE` environ value.
 ///
 /// gevent: `gevent/<major>.<minor> Python/<major>.<minor>`.

@@ -17,7 +17,7 @@ use crate::pool::is_cancel;
 use super::access_log;
 use super::app::Application;
 use super::body::AppError;
-use super::config::{WsgiConfig, LINGER_MAX_BYTES, LINGER_TIMEOUT};
+use super::config::{WsgiConfig, IDLE_RELEASE, LINGER_MAX_BYTES, LINGER_TIMEOUT};
 use super::conn::{is_disconnect, is_timeout, Connection};
 use super::date::now_secs;
 use super::environ::{EnvState, Environ, Remote};
@@ -66,6 +66,18 @@ fn new_state(link: Shared, remote: Remote, config: &WsgiConfig) -> Box<EnvState>
     Box::new(EnvState::new(Arc::clone(&config.base), remote, input))
 }
 
+/// How the wait for the next request of a keep-alive connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Idle {
+    /// Input arrived (it is in the read buffer).
+    Input,
+    /// Input is there to read (or nothing was read): read it under this keep-alive timeout.
+    Waited(Option<Duration>),
+    /// The client closed, the keep-alive timeout passed, a read failed, or the server is
+    /// closing: close the connection.
+    Closed,
+}
+
 /// What happens after a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Next {
@@ -102,7 +114,7 @@ pub struct WsgiHandler<'a> {
     limits: Limits,
     first: bool,
     started: Instant,
-    line: String,
+    line: Vec<u8>,
 }
 
 impl fmt::Debug for WsgiHandler<'_> {
@@ -143,7 +155,7 @@ impl<'a> WsgiHandler<'a> {
             ),
             first: true,
             started: Instant::now(),
-            line: String::new(),
+            line: Vec::new(),
         }
     }
 
@@ -259,6 +271,14 @@ impl<'a> WsgiHandler<'a> {
     /// timeouts. `Ok(None)`: the connection ended (EOF, idle timeout, error) before a request
     /// started. gevent: `WSGIHandler.read_requestline` + `read_request`.
     fn read_request(&mut self, state: &mut EnvState) -> Result<Option<usize>, Reject> {
+        let mut keepalive = self.config.keepalive_timeout;
+        if !self.first && state.input.rbuf().is_empty() {
+            match self.wait_idle(state) {
+                Idle::Input => {}
+                Idle::Waited(left) => keepalive = left,
+                Idle::Closed => return Ok(None),
+            }
+        }
         let header_timeout = self.config.header_read_timeout;
         // the first head of a connection must arrive within the header timeout of the
         // connection's start; later ones within it from their first byte
@@ -299,7 +319,7 @@ impl<'a> WsgiHandler<'a> {
                     },
                 }
             } else {
-                self.config.keepalive_timeout
+                keepalive
             };
             let res = {
                 let mut link = self.link.borrow_mut();
@@ -334,6 +354,62 @@ impl<'a> WsgiHandler<'a> {
                 }
             }
         }
+    }
+
+    /// Waits for the next request of a keep-alive connection. When none started within
+    /// [`IDLE_RELEASE`], gives the connection's buffers back and waits on without a buffer
+    /// ([`Connection::wait_input`]) for the rest of the keep-alive timeout. `Idle::Waited`:
+    /// nothing read (the connection cannot wait without a buffer), the rest of the keep-alive
+    /// timeout is the value.
+    fn wait_idle(&mut self, state: &mut EnvState) -> Idle {
+        let keepalive = self.config.keepalive_timeout;
+        if keepalive.is_some_and(|k| k <= IDLE_RELEASE) {
+            return Idle::Input;
+        }
+        let since = Instant::now();
+        let mut link = self.link.borrow_mut();
+        if !link.stream.set_idle(true) {
+            return Idle::Closed;
+        }
+        let res = link.fill(
+            state.input.rbuf_mut(),
+            self.limits.max_head(),
+            Some(IDLE_RELEASE),
+        );
+        let idle = match res {
+            Ok(0) => Idle::Closed,
+            Ok(_) => Idle::Input,
+            Err(err) if is_timeout(&err) => {
+                // idle: give the buffers back, wait on without one
+                state.release_idle();
+                link.release();
+                self.line = Vec::new();
+                let left = keepalive.map(|k| k.saturating_sub(since.elapsed()));
+                match left {
+                    Some(left) if left.is_zero() => Idle::Closed,
+                    _ => match link.wait_input(left) {
+                        Ok(None) => Idle::Waited(left),
+                        Ok(Some(0)) => Idle::Closed,
+                        Ok(Some(_)) => Idle::Waited(
+                            keepalive.map(|k| k.saturating_sub(since.elapsed()).max(IDLE_RELEASE)),
+                        ),
+                        Err(err) if is_timeout(&err) => Idle::Closed,
+                        Err(err) => {
+                            slog::debug!(self.config.base.errors, "read error";
+                                "peer" => self.remote.ip().unwrap_or("-"), "error" => %err);
+                            Idle::Closed
+                        }
+                    },
+                }
+            }
+            Err(err) => {
+                slog::debug!(self.config.base.errors, "read error";
+                    "peer" => self.remote.ip().unwrap_or("-"), "error" => %err);
+                Idle::Closed
+            }
+        };
+        link.stream.set_idle(false);
+        idle
     }
 
     /// Answers a refused head with its canned error response.
@@ -455,10 +531,10 @@ impl<'a> WsgiHandler<'a> {
         let mut line = std::mem::take(&mut self.line);
         line.clear();
         let (status, bytes_sent) = (self.resp.sent_code(), self.resp.bytes_sent());
-        let local_time = self.resp.date.local_time(now_secs());
+        let local_time = self.resp.date.local_time_bytes(now_secs());
         access_log::format_request(
             &mut line,
-            self.remote.ip(),
+            self.remote.ip_bytes(),
             local_time,
             request_line,
             status,

@@ -19,7 +19,7 @@ use crate::sendfile::send_len;
 use crate::settings::{common_builder_methods, Common};
 use crate::shared::Shared;
 use crate::socket::IntoListener;
-use crate::stream::Stream;
+use crate::stream::{PlainStream, Stream};
 
 use super::app::Application;
 use super::config::{AccessLog, WsgiConfig};
@@ -157,6 +157,10 @@ impl Connection for Served {
         self.connections.closing.load(Ordering::Relaxed)
     }
 
+    fn wait_input(&mut self) -> io::Result<Option<usize>> {
+        Connection::wait_input(&mut self.stream)
+    }
+
     fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<u64> {
         Connection::send_file(&mut self.stream, file, offset, len)
     }
@@ -173,6 +177,17 @@ impl Connection for Stream {
 
     fn shutdown_write(&mut self) -> io::Result<()> {
         self.shutdown(Shutdown::Write)
+    }
+
+    fn wait_input(&mut self) -> io::Result<Option<usize>> {
+        if self.is_tls() {
+            return Ok(None);
+        }
+        let mut byte = [0u8; 1];
+        match self.get_ref() {
+            PlainStream::Tcp(stream) => stream.peek(&mut byte).map(Some),
+            PlainStream::Unix(stream) => stream.peek(&mut byte).map(Some),
+        }
     }
 
     fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<u64> {

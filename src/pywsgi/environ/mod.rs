@@ -74,8 +74,13 @@ impl Remote {
     }
 
     pub(crate) fn ip(&self) -> Option<&str> {
+        std::str::from_utf8(self.ip_bytes()?).ok()
+    }
+
+    /// [`ip`](Self::ip) as bytes (ASCII), without a UTF-8 check.
+    pub(crate) fn ip_bytes(&self) -> Option<&[u8]> {
         self.addr?;
-        std::str::from_utf8(&self.buf[..self.ip_len as usize]).ok()
+        Some(&self.buf[..self.ip_len as usize])
     }
 
     pub(crate) fn port(&self) -> Option<&str> {
@@ -161,6 +166,16 @@ impl EnvState {
             input,
             overrides: Vec::new(),
         }
+    }
+
+    /// Gives the per-request allocations back while the connection is idle between requests:
+    /// the head's copy and header slots, the header values, the application's overrides and
+    /// the read buffer (which must be empty). They are made again by the next request.
+    pub(crate) fn release_idle(&mut self) {
+        self.head.release();
+        self.values.release();
+        self.overrides = Vec::new();
+        self.input.rbuf_mut().release();
     }
 
     /// Makes ready for the request just parsed into `head`: its body, its header values, no
