@@ -25,11 +25,14 @@ pub enum ForwardedHeader {
     Forwarded,
 }
 
+/// A hop's address, and its port when the header had one.
+type Node = (IpAddr, Option<u16>);
+
 /// What the trusted headers of one request say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Resolved {
     /// The client: its address, and its port when the header had one.
-    pub(crate) client: Option<(IpAddr, Option<u16>)>,
+    pub(crate) client: Option<Node>,
     /// `http` or `https`.
     pub(crate) scheme: Option<&'static str>,
 }
@@ -79,10 +82,7 @@ fn trim(mut s: &[u8]) -> &[u8] {
 
 /// Walk `hops` (left to right as received) from the right; the index and address of the
 /// client. `None` at an entry that is not an address.
-fn walk(
-    hops: &[Option<(IpAddr, Option<u16>)>],
-    trusted: &IpAllowList,
-) -> Option<(usize, Option<(IpAddr, Option<u16>)>)> {
+fn walk(hops: &[Option<Node>], trusted: &IpAllowList) -> Option<(usize, Option<Node>)> {
     for (i, hop) in hops.iter().enumerate().rev() {
         match hop {
             Some((ip, _)) if i > 0 && trusted.contains_ip(*ip) => continue,
@@ -127,7 +127,7 @@ fn scheme(value: &[u8]) -> Option<&'static str> {
 
 /// An `X-Forwarded-For` entry: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1`, `[2001:db8::1]`,
 /// `[2001:db8::1]:443`.
-fn parse_xff_node(node: &[u8]) -> Option<(IpAddr, Option<u16>)> {
+fn parse_xff_node(node: &[u8]) -> Option<Node> {
     let text = std::str::from_utf8(node).ok()?;
     if let Some(rest) = text.strip_prefix('[') {
         let (ip, after) = rest.split_once(']')?;
@@ -155,7 +155,7 @@ fn port(text: &str) -> Option<u16> {
 /// One `Forwarded` element: its `for` and `proto` parameters (`None`: absent or unusable).
 #[derive(Debug, Default, Clone, Copy)]
 struct Element {
-    node: Option<(IpAddr, Option<u16>)>,
+    node: Option<Node>,
     proto: Option<&'static str>,
 }
 
@@ -279,7 +279,7 @@ fn value_at(s: &[u8]) -> Option<(Vec<u8>, &[u8])> {
 /// A `for=` node (RFC 7239 6): `192.0.2.43`, `192.0.2.43:47011`, `[2001:db8::17]`,
 /// `[2001:db8::17]:4711`; `unknown`, obfuscated names (`_hidden`) and an IPv6 address without
 /// brackets are no address. An obfuscated port (`:_abc`) gives the address without a port.
-fn parse_forwarded_node(node: &[u8]) -> Option<(IpAddr, Option<u16>)> {
+fn parse_forwarded_node(node: &[u8]) -> Option<Node> {
     let text = std::str::from_utf8(node).ok()?;
     let (ip, port_text) = if let Some(rest) = text.strip_prefix('[') {
         let (ip, after) = rest.split_once(']')?;
