@@ -406,3 +406,32 @@ fn a_bad_list_fails_the_build() {
         "{err}"
     );
 }
+
+#[test]
+fn unix_socket_peers_are_trusted_by_default_as_gunicorn_does() {
+    let dir = std::env::temp_dir().join(format!("may_gevent-fwd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("sock");
+    let _ = std::fs::remove_file(&path);
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let server = WsgiServer::builder(listener, app)
+        .access_log(None)
+        .logger(None)
+        .build()
+        .unwrap();
+    server.start().unwrap();
+    watchdog::arm();
+    let mut c = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    c.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.5\r\n\
+          X-Forwarded-Proto: https\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut reply = String::new();
+    c.read_to_string(&mut reply).unwrap();
+    // no REMOTE_ADDR on a Unix socket; the forwarded client and scheme are there
+    assert!(reply.ends_with("\r\n\r\n- - https 203.0.113.5"), "{reply}");
+    server.stop(None);
+    let _ = std::fs::remove_dir_all(&dir);
+}
