@@ -328,8 +328,10 @@ pub(crate) fn accept(
 /// Read exactly the header: peek at what arrived (TCP), or read only what certainly belongs
 /// to it (Unix), until [`scan`] finds its end; every read is bounded by what is left of the
 /// deadline.
+#[inline(never)]
 fn read_header(stream: &mut Stream, deadline: Instant) -> io::Result<Header> {
-    let mut buf = [0u8; PROXY_V2_MAX];
+    // on the heap: coroutine stack pages, once touched, stay resident for the whole connection
+    let mut buf = vec![0u8; PROXY_V2_MAX];
     let mut have = 0usize;
     loop {
         let need = match scan(&buf[..have]).map_err(invalid)? {
