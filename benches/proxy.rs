@@ -5,7 +5,9 @@
 //!    send one request (after a PROXY v1 or v2 header for the server with `proxy_protocol`
 //!    on), read the response and close (RST). One message = one connection. Rounds interleave
 //!    the three cases; the table shows the median and the server CPU per connection.
-//! 2. criterion micro-benchmarks: the PROXY header scan (v1, v2 with TLVs) and the forwarded
+//! 2. Idle memory: resident memory per idle keep-alive connection, with and without a PROXY
+//!    header (`PROXY_IDLE_CONNS`, default 2000; 0 skips it).
+//! 3. criterion micro-benchmarks: the PROXY header scan (v1, v2 with TLVs) and the forwarded
 //!    header resolution a trusted peer's request goes through (`X-Forwarded-For` with one and
 //!    three hops, RFC 7239 `Forwarded`, and a browser request with no forwarded header — what
 //!    every request from a trusted peer such as loopback pays by default).
@@ -124,6 +126,59 @@ fn churn() {
     print!("{}", table.render());
 }
 
+/// Open `n` keep-alive connections, each having sent `request` and received one response.
+fn open_idle(addr: std::net::SocketAddr, n: usize, request: &[u8]) -> Vec<std::net::TcpStream> {
+    use std::io::{Read, Write};
+    let mut conns = Vec::with_capacity(n);
+    let mut buf = [0u8; 1024];
+    for _ in 0..n {
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(request).expect("write");
+        let mut have = 0;
+        while hello_parser(&buf[..have]).0 == 0 {
+            match s.read(&mut buf[have..]).expect("read") {
+                0 => panic!("closed before the response"),
+                k => have += k,
+            }
+        }
+        conns.push(s);
+    }
+    conns
+}
+
+/// Resident memory per idle keep-alive connection, with and without a PROXY header.
+fn idle_memory() {
+    let n: usize = env_or("PROXY_IDLE_CONNS", 2000);
+    if n == 0 {
+        return;
+    }
+    let cases: [(&str, &'static str, Vec<u8>); 2] = [
+        ("no PROXY header", PLAIN, REQUEST.to_vec()),
+        ("PROXY v2 + TLVs", PROXIED, [&v2()[..], REQUEST].concat()),
+    ];
+    println!(
+        "proxy idle memory: {n} idle keep-alive connections after one request each; marginal \
+         VmRSS of the server child per connection (stack: its coroutine stack pages)"
+    );
+    let mut table = Table::new(&["case", "KiB/conn", "stack KiB/conn"]);
+    for (name, role, request) in &cases {
+        let child = ChildServer::spawn(role).expect("start server child");
+        // one connection first: the first one pays for lazily allocated runtime state
+        let warm = open_idle(child.addr(), 1, request);
+        let (rss0, stack0) = (child.rss_kib().unwrap(), child.stack_rss_kib().unwrap());
+        let conns = open_idle(child.addr(), n, request);
+        let (rss1, stack1) = (child.rss_kib().unwrap(), child.stack_rss_kib().unwrap());
+        table.row(vec![
+            name.to_string(),
+            format!("{:.2}", (rss1 - rss0) as f64 / n as f64),
+            format!("{:.2}", (stack1 - stack0) as f64 / n as f64),
+        ]);
+        drop((warm, conns));
+    }
+    print!("{}", table.render());
+}
+
 fn proxy_scan(c: &mut Criterion) {
     let mut group = c.benchmark_group("proxy_header");
     let v2 = v2();
@@ -219,6 +274,9 @@ fn main() {
         .unwrap_or_default();
     if filter.is_empty() || "churn".contains(&filter) {
         churn();
+    }
+    if filter.is_empty() || "idle_memory".contains(&filter) {
+        idle_memory();
     }
     micro();
     Criterion::default().configure_from_args().final_summary();
