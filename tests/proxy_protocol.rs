@@ -616,3 +616,20 @@ fn a_unix_listener_reads_the_header_exactly() {
     server.stop(None);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn stop_ends_a_connection_waiting_for_its_header() {
+    let s = server(|b| b.proxy_protocol("127.0.0.1"));
+    let mut c = connect(s.addr());
+    c.write_all(b"PROXY TCP4 ").unwrap(); // and nothing more
+                                          // the connection's coroutine is reading the header
+    eventually("the connection is taken", || s.server.pool().len() == 1);
+    let server = s.server;
+    let t0 = Instant::now();
+    within("stop", WAIT, move || {
+        server.stop(Some(Duration::from_millis(100)))
+    });
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert_closed_unserved(&mut c);
+    assert_eq!(s.calls.load(Ordering::SeqCst), 0);
+}
