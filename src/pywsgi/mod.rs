@@ -67,7 +67,8 @@
 //! # Layout
 //!
 //! Leaf modules first; each module imports only modules above it in this list (no cycles):
-//! `syntax.rs` (byte syntax helpers), `config.rs` (limits, timeouts), `conn.rs` (`Connection`),
+//! `syntax.rs` (byte syntax helpers), `forwarded.rs` (trusted forwarded headers), `config.rs`
+//! (limits, timeouts), `conn.rs` (`Connection`),
 //! `date.rs`, `body.rs` (`Body`, `AppError`), `io.rs` (buffers, the response `Phase`),
 //! `chunked.rs` (chunked decoder), `head/` (request head: `parse.rs`, `framing.rs` for the RFC 9112
 //! framing rules, `target.rs`), `input.rs` (`wsgi.input`), `environ/` (`Environ`; `values.rs`:
@@ -83,6 +84,7 @@ mod config;
 mod conn;
 mod date;
 mod environ;
+mod forwarded;
 mod handler;
 mod head;
 mod input;
@@ -101,6 +103,7 @@ pub use config::{
 };
 pub use conn::Connection;
 pub use environ::{Environ, NON_STRING_KEYS};
+pub use forwarded::ForwardedHeader;
 pub use handler::{handle_connection, WsgiHandler};
 pub use input::Input;
 pub use response::{ResponseError, StartResponse, Writer};
