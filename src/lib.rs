@@ -240,6 +240,7 @@ mod socket;
 mod spawn;
 mod stream;
 mod stream_server;
+pub mod systemd;
 #[cfg(feature = "tls")]
 mod tls;
 mod wait;
