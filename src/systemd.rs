@@ -29,9 +29,12 @@
 //! See `docs/deploy.md` in the repository for the units and for restarts that lose no
 //! connection.
 
+use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{SocketAddr as UnixAddr, UnixDatagram};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Error, Result};
@@ -137,6 +140,79 @@ fn take_fd(fd: RawFd) -> io::Result<OwnedFd> {
     // is our pid); the variables were removed from the environment before this runs, so this
     // is the only owner the descriptor gets through them.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A command that runs `program` the way systemd runs a socket-activated service, for
+/// handing listening sockets to another process without systemd (a binary upgrade, a
+/// supervisor of your own): the descriptors in `listeners` (with their names) become 3, 4, ...
+/// in the new process, `LISTEN_FDS` and `LISTEN_FDNAMES` describe them, and `LISTEN_PID` is
+/// the new process's pid, so its [`Listener::from_systemd`] takes them.
+///
+/// `LISTEN_PID` can only be known after the fork, so the command is `/bin/sh -c
+/// 'LISTEN_PID=$$ exec "$0" "$@"' program`: the shell sets it to its own pid and `exec`s
+/// `program`, which keeps that pid. Add arguments (`.arg`/`.args`: they go to `program`) and
+/// environment as usual, then spawn it. The descriptors must stay open until `spawn()`
+/// returns (a server's listener: [`fileno`](crate::StreamServer::fileno) while it is not
+/// closed); one that is closed by then makes `spawn()` fail with `EBADF`. They are duplicated
+/// in the child only, the caller's stay as they are.
+///
+/// ```no_run
+/// use std::os::unix::net::UnixDatagram;
+/// use may_gevent::pywsgi::{AppResult, Environ, StartResponse, WsgiServer};
+/// # fn app(_: &mut Environ, _: &mut StartResponse<'_>) -> AppResult { Ok(().into()) }
+/// # let server = WsgiServer::new("127.0.0.1:8080", app)?;
+/// // In the old process, on the upgrade signal: start the new binary on our socket,
+/// let notify = UnixDatagram::bind("/run/myapp/upgrade.sock")?;
+/// let fd = server.fileno().expect("listening");
+/// let mut new = may_gevent::systemd::handover_command("/usr/local/bin/myapp", &[(fd, "web")]);
+/// new.env("NOTIFY_SOCKET", "/run/myapp/upgrade.sock").spawn()?;
+/// // wait until it accepts (its serve_forever sends READY=1), then drain and exit.
+/// notify.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+/// let mut buf = [0u8; 256];
+/// let n = notify.recv(&mut buf)?;
+/// assert!(buf[..n].starts_with(b"READY=1"));
+/// server.stop(None);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn handover_command(program: impl AsRef<OsStr>, listeners: &[(RawFd, &str)]) -> Command {
+    let mut command = Command::new("/bin/sh");
+    command
+        .arg("-c")
+        .arg("LISTEN_PID=$$ exec \"$0\" \"$@\"")
+        .arg(program)
+        .env("LISTEN_FDS", listeners.len().to_string())
+        .env_remove("LISTEN_PID");
+    let names: Vec<&str> = listeners.iter().map(|(_, name)| *name).collect();
+    command.env("LISTEN_FDNAMES", names.join(":"));
+    let fds: Vec<RawFd> = listeners.iter().map(|(fd, _)| *fd).collect();
+    let mut moved: Vec<RawFd> = vec![-1; fds.len()];
+    #[allow(unsafe_code)]
+    // SAFETY: the closure runs in the forked child before exec and only calls fcntl(2),
+    // dup2(2) and close(2), which are async-signal-safe; it allocates nothing (`fds` and
+    // `moved` were allocated before the fork and are only indexed). It touches no descriptor
+    // of the parent: after the fork they are the child's own copies.
+    unsafe {
+        command.pre_exec(move || {
+            // First above every target, then into 3, 4, ...: a source that is itself one of
+            // the targets is never overwritten before it has been copied.
+            let above = LISTEN_FDS_START + moved.len() as RawFd;
+            for (i, fd) in fds.iter().enumerate() {
+                moved[i] = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, above);
+                if moved[i] < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            for (i, fd) in moved.iter().enumerate() {
+                // dup2 leaves FD_CLOEXEC off the copy: it survives the exec.
+                if libc::dup2(*fd, LISTEN_FDS_START + i as RawFd) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                libc::close(*fd);
+            }
+            Ok(())
+        });
+    }
+    command
 }
 
 /// Whether `serve_forever` sends `READY=1` and `STOPPING=1` by itself when `NOTIFY_SOCKET`

@@ -9,7 +9,6 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixDatagram;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -67,46 +66,19 @@ pub fn local_addr(socket: &Socket) -> SocketAddr {
     socket.local_addr().unwrap().as_socket().unwrap()
 }
 
-/// `program args...` run the way systemd runs a socket-activated service: `fds` become
-/// descriptors 3, 4, ... (in that order), `LISTEN_FDS` counts them, `LISTEN_FDNAMES` names
-/// them, and `LISTEN_PID` is the pid of the process that runs `program` (set by a `/bin/sh`
-/// that then `exec`s it: the pid stays the same). This is also the recipe for handing a
-/// listening socket to a new binary without systemd (docs/deploy.md).
+/// `program args...` run the way systemd runs a socket-activated service, through the
+/// crate's own [`may_gevent::systemd::handover_command`]: `fds` become 3, 4, ... with
+/// `LISTEN_FDS`, `LISTEN_FDNAMES` and `LISTEN_PID` (the child's own pid) set.
 pub fn activated(program: &Path, args: &[&str], fds: &[RawFd], names: &[&str]) -> Command {
-    let mut command = Command::new("/bin/sh");
-    command
-        .arg("-c")
-        .arg("LISTEN_PID=$$ exec \"$0\" \"$@\"")
-        .arg(program)
-        .args(args)
-        .env("LISTEN_FDS", fds.len().to_string())
-        .env("LISTEN_FDNAMES", names.join(":"))
-        .env_remove("LISTEN_PID");
-    let fds = fds.to_vec();
-    let mut high = vec![0 as RawFd; fds.len()];
-    #[allow(unsafe_code)]
-    // SAFETY: the closure runs in the forked child before exec and only calls fcntl(2) and
-    // dup2(2), which are async-signal-safe; `fds` and `high` were allocated before the fork
-    // and are only read and written in place.
-    unsafe {
-        command.pre_exec(move || {
-            // First out of the way (above any target), then into 3, 4, ...: a source that
-            // is itself one of the targets is not overwritten before it is copied.
-            for (i, fd) in fds.iter().enumerate() {
-                high[i] = libc::fcntl(*fd, libc::F_DUPFD, 100);
-                if high[i] < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            for (i, fd) in high.iter().enumerate() {
-                // dup2 leaves FD_CLOEXEC off the new descriptor: it survives the exec.
-                if libc::dup2(*fd, 3 + i as RawFd) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                libc::close(*fd);
-            }
-            Ok(())
-        });
+    let listeners: Vec<(RawFd, &str)> = fds
+        .iter()
+        .enumerate()
+        .map(|(i, fd)| (*fd, names.get(i).copied().unwrap_or("")))
+        .collect();
+    let mut command = may_gevent::systemd::handover_command(program, &listeners);
+    command.args(args);
+    if names.is_empty() {
+        command.env_remove("LISTEN_FDNAMES");
     }
     command
 }
