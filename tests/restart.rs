@@ -72,6 +72,8 @@ fn upgrade_to_successor(fd: RawFd) {
     let notify = UnixDatagram::bind(&path).unwrap();
     let exe = std::env::current_exe().unwrap();
     let mut command = may_gevent::systemd::handover_command(&exe, &[(fd, "web")]);
+    // The successor outlives this process (it is the upgrade): never waited for here.
+    #[allow(clippy::zombie_processes)]
     let successor = command
         .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
         .env("NOTIFY_SOCKET", &path)
