@@ -48,6 +48,12 @@ pub trait Connection: Read + Write + Send {
         false
     }
 
+    /// The address of the proxy that sent this connection's PROXY protocol header, when the
+    /// server accepted one (it is `may_gevent.proxy_addr` in the environ). Default: `None`.
+    fn proxy_addr(&self) -> Option<crate::Address> {
+        None
+    }
+
     /// Sends `len` bytes of `file` from `offset` in the file (the body of a
     /// [`Body::file`](super::Body::file) response; everything written before is already
     /// written). Returns how many bytes were sent: `len`, or fewer when the file ended first

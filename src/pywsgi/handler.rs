@@ -20,8 +20,9 @@ use super::body::AppError;
 use super::config::{WsgiConfig, LINGER_MAX_BYTES, LINGER_TIMEOUT};
 use super::conn::{is_disconnect, is_timeout, Connection};
 use super::date::now_secs;
-use super::environ::{EnvState, Environ, Remote};
-use super::head::{self, Framing, HeadError, Limits, RequestHead};
+use super::environ::{EnvState, Environ, Forwarded, Remote};
+use super::forwarded;
+use super::head::{self, Framing, HeadError, Limits};
 use super::input::Input;
 use super::io::{Link, ReadBuf, Shared};
 use super::response::{Failure, Response, StartResponse};
@@ -103,6 +104,8 @@ pub struct WsgiHandler<'a> {
     first: bool,
     started: Instant,
     line: String,
+    /// The peer may send forwarded headers (`forwarded_allow_ips`).
+    forwarded_trusted: bool,
 }
 
 impl fmt::Debug for WsgiHandler<'_> {
@@ -127,13 +130,20 @@ impl<'a> WsgiHandler<'a> {
         config: &'a WsgiConfig,
         app: &'a dyn Application,
     ) -> WsgiHandler<'a> {
+        let proxy = conn.proxy_addr();
         let link = new_link(conn);
         let remote = Remote::new(peer);
+        let mut state = new_state(Rc::clone(&link), remote, config);
+        if let Some(proxy) = &proxy {
+            state.set_proxy_addr(proxy);
+        }
         WsgiHandler {
             config,
             app,
             remote,
-            state: Some(new_state(Rc::clone(&link), remote, config)),
+            forwarded_trusted: !config.forwarded_allow_ips.is_empty()
+                && config.forwarded_allow_ips.contains_peer(peer),
+            state: Some(state),
             resp: Response::boxed(Rc::clone(&link)),
             link,
             limits: Limits::new(
@@ -221,12 +231,15 @@ impl<'a> WsgiHandler<'a> {
             && !self.link.borrow().stream.server_closing();
         self.resp.begin(&state.head, keep_alive);
         state.begin_request();
+        if self.forwarded_trusted {
+            self.resolve_forwarded(&mut state);
+        }
         let mut env = Environ::from_state(state);
 
         self.handle_one_response(&mut env);
 
         let duration = t0.map(|t0| t0.elapsed());
-        self.log_request(env.head(), duration);
+        self.log_request(&env, duration);
         let dead = self.link.borrow().phase.is_dead();
         let mut close = self.resp.closes() || dead || env.input_ref().error().is_some();
         let mut linger = false;
@@ -437,28 +450,59 @@ impl<'a> WsgiHandler<'a> {
         }
     }
 
+    /// Reads the request's forwarded headers (the peer is trusted).
+    #[inline(never)]
+    fn resolve_forwarded(&self, state: &mut EnvState) {
+        let head = &state.head;
+        let headers = head
+            .headers
+            .iter()
+            .map(|entry| (entry.name.get(&head.buf), entry.value.get(&head.buf)));
+        let resolved = forwarded::resolve(
+            headers,
+            self.config.forwarded_header,
+            &self.config.forwarded_allow_ips,
+        );
+        if resolved != forwarded::Resolved::default() {
+            state.set_forwarded(Forwarded {
+                scheme: resolved.scheme,
+                client: resolved.client_addr().map(|addr| Remote::new(Some(addr))),
+                replace_remote: self.config.forwarded_remote_addr,
+            });
+        }
+    }
+
     /// Writes the access-log line. gevent: `WSGIHandler.log_request`.
-    fn log_request(&mut self, head: &RequestHead, duration: Option<Duration>) {
-        self.log_line(head.request_line(), duration);
+    fn log_request(&mut self, env: &Environ, duration: Option<Duration>) {
+        if !self.config.access_log.is_off() {
+            let remote = *env.log_remote();
+            self.write_log_line(env.head().request_line(), duration, remote.ip());
+        }
     }
 
     /// Formats and writes one access-log line. gevent: `WSGIHandler.format_request`.
     #[inline]
     fn log_line(&mut self, request_line: &[u8], duration: Option<Duration>) {
         if !self.config.access_log.is_off() {
-            self.write_log_line(request_line, duration);
+            let remote = self.remote;
+            self.write_log_line(request_line, duration, remote.ip());
         }
     }
 
     #[inline(never)]
-    fn write_log_line(&mut self, request_line: &[u8], duration: Option<Duration>) {
+    fn write_log_line(
+        &mut self,
+        request_line: &[u8],
+        duration: Option<Duration>,
+        client: Option<&str>,
+    ) {
         let mut line = std::mem::take(&mut self.line);
         line.clear();
         let (status, bytes_sent) = (self.resp.sent_code(), self.resp.bytes_sent());
         let local_time = self.resp.date.local_time(now_secs());
         access_log::format_request(
             &mut line,
-            self.remote.ip(),
+            client,
             local_time,
             request_line,
             status,

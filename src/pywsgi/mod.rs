@@ -83,6 +83,7 @@ mod config;
 mod conn;
 mod date;
 mod environ;
+mod forwarded;
 mod handler;
 mod head;
 mod input;
@@ -101,6 +102,7 @@ pub use config::{
 };
 pub use conn::Connection;
 pub use environ::{Environ, NON_STRING_KEYS};
+pub use forwarded::ForwardedHeader;
 pub use handler::{handle_connection, WsgiHandler};
 pub use input::Input;
 pub use response::{ResponseError, StartResponse, Writer};
