@@ -240,6 +240,13 @@ fn haproxy_send_proxy_v2_health_checks_and_a_rolling_restart() {
         Some("127.0.0.2"),
         "{body}"
     );
+    let proxy_addr = environ(&body, "may_gevent.proxy_addr").unwrap_or_default();
+    assert!(proxy_addr.starts_with("127.0.0.1:"), "{body}");
+    assert_ne!(
+        environ(&body, "REMOTE_PORT").as_deref(),
+        Some("0"),
+        "{body}"
+    );
     // Health checks reach both backends (LOCAL PROXY header, GET /).
     for backend in &backends {
         backend
@@ -304,6 +311,11 @@ fn nginx_forwarded_headers_and_a_rolling_restart() {
     assert_eq!(
         environ(&body, "wsgi.url_scheme").as_deref(),
         Some("http"),
+        "{body}"
+    );
+    assert_eq!(
+        environ(&body, "may_gevent.forwarded_for").as_deref(),
+        Some("127.0.0.2"),
         "{body}"
     );
     // A client forging X-Forwarded-For gets nowhere: nginx appends the real address, and
