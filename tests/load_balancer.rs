@@ -343,3 +343,16 @@ fn nginx_forwarded_headers_and_a_rolling_restart() {
     );
     assert_eq!(tally.by_tag.len(), 2, "{tally:?}");
 }
+
+#[test]
+fn the_deploy_guide_shows_the_configs_these_tests_run() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let guide = std::fs::read_to_string(root.join("docs/deploy.md")).unwrap();
+    for file in ["haproxy.cfg", "nginx.conf", "myapp.socket", "myapp.service"] {
+        let text = std::fs::read_to_string(root.join("docs/deploy").join(file)).unwrap();
+        assert!(
+            guide.contains(text.trim_end()),
+            "docs/deploy.md does not show docs/deploy/{file} as it is"
+        );
+    }
+}
