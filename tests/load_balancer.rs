@@ -266,12 +266,19 @@ fn nginx_forwarded_headers_and_a_rolling_restart() {
     let nginx = binary("nginx", "nginx-light");
     let mut backends = vec![Backend::start(NGINX_BACKEND), Backend::start(NGINX_BACKEND)];
     let front = ReservedPort::new();
+    let front_tls = ReservedPort::new();
     let dir = TempDir::new("nginx");
     let prefix = dir.path();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(prefix.join("cert.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(prefix.join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
     let app = template(
         "nginx.conf",
         &[
             ("LISTEN", front.addr.to_string()),
+            ("LISTEN_TLS", front_tls.addr.to_string()),
+            ("CERT", prefix.join("cert.pem").display().to_string()),
+            ("KEY", prefix.join("key.pem").display().to_string()),
             ("BACKEND_1", backends[0].addr()),
             ("BACKEND_2", backends[1].addr()),
         ],
@@ -330,6 +337,22 @@ fn nginx_forwarded_headers_and_a_rolling_restart() {
         "{body}"
     );
 
+    // TLS terminated by nginx: X-Forwarded-Proto makes wsgi.url_scheme https.
+    #[cfg(feature = "tls")]
+    {
+        let body = https_environ(front_tls.addr, &cert.cert.pem());
+        assert_eq!(
+            environ(&body, "wsgi.url_scheme").as_deref(),
+            Some("https"),
+            "{body}"
+        );
+        assert_eq!(
+            environ(&body, "HTTP_X_FORWARDED_PROTO").as_deref(),
+            Some("https"),
+            "{body}"
+        );
+    }
+
     let tally = rolling_restart(
         front.addr,
         &mut backends,
@@ -355,4 +378,32 @@ fn the_deploy_guide_shows_the_configs_these_tests_run() {
             "docs/deploy.md does not show docs/deploy/{file} as it is"
         );
     }
+}
+
+/// `GET /environ` over TLS (trusting only `cert_pem`), the response body.
+#[cfg(feature = "tls")]
+fn https_environ(addr: SocketAddr, cert_pem: &str) -> String {
+    use std::io::{Read, Write};
+    let root = native_tls::Certificate::from_pem(cert_pem.as_bytes()).unwrap();
+    let connector = native_tls::TlsConnector::builder()
+        .add_root_certificate(root)
+        .disable_built_in_roots(true)
+        .build()
+        .unwrap();
+    let tcp = std::net::TcpStream::connect_timeout(&addr, WAIT).unwrap();
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    tcp.set_write_timeout(Some(WAIT)).unwrap();
+    let mut tls = connector
+        .connect("localhost", tcp)
+        .expect("TLS handshake with nginx");
+    tls.write_all(b"GET /environ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = Vec::new();
+    let _ = tls.read_to_end(&mut reply); // nginx may end TLS without close_notify
+    let reply = String::from_utf8_lossy(&reply).into_owned();
+    assert!(reply.starts_with("HTTP/1.1 200 "), "{reply}");
+    reply
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
 }
