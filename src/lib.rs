@@ -197,6 +197,13 @@
 //! same [`Stream`] type (`stream.is_tls()`), and a WSGI server sets `wsgi.url_scheme` to
 //! `https`.
 //!
+//! ## In production
+//!
+//! Sockets from systemd (`LISTEN_FDS`: [`Listener::from_systemd`]) or from any other process
+//! ([`Listener::from_fd`], [`systemd::handover_command`] for binary upgrades), readiness
+//! through `NOTIFY_SOCKET` (automatic in `serve_forever`), restarts that lose no connection,
+//! HAProxy and nginx in front: see [`systemd`] and `docs/deploy.md` in the repository.
+//!
 //! ## Runtime
 //!
 //! Everything runs on may's scheduler. Configure it (`may::config().set_workers(n)`) before

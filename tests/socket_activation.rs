@@ -220,3 +220,59 @@ fn from_fd_takes_any_inherited_socket_and_refuses_other_descriptors() {
     let err = Listener::from_fd(file).unwrap_err();
     assert!(err.to_string().contains("listener socket"), "{err}");
 }
+
+#[test]
+fn closing_a_server_on_an_inherited_socket_leaves_the_socket_to_its_other_holders() {
+    // Stream: the accept is woken without shutdown(2); the other copy still accepts.
+    let socket = listening_socket("127.0.0.1:0".parse().unwrap());
+    let addr = local_addr(&socket);
+    let other = socket.try_clone().unwrap();
+    let server = WsgiServer::builder(
+        Listener::from_fd(std::os::fd::OwnedFd::from(socket)).unwrap(),
+        deploy::pid_app,
+    )
+    .access_log(None)
+    .build()
+    .unwrap();
+    server.start().unwrap();
+    assert_eq!(get(addr).status, 200);
+    support::within("stop on an inherited socket", WAIT, move || {
+        server.stop(Duration::from_secs(1));
+        server
+    });
+    let _client = support::connect(addr);
+    other.set_nonblocking(false).unwrap();
+    other.set_read_timeout(Some(WAIT)).unwrap();
+    let (_conn, peer) = other.accept().expect("the other holder still accepts");
+    assert!(peer.as_socket().is_some());
+
+    // Datagram: the same for a bound UDP socket.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp_addr = udp.local_addr().unwrap();
+    let udp_other = udp.try_clone().unwrap();
+    let server = may_gevent::DatagramServer::new(
+        std::os::fd::OwnedFd::from(udp),
+        |data: Vec<u8>, from: SocketAddr, sock: &may_gevent::DatagramSocket| {
+            sock.sendto(&data, from).map(|_| ())
+        },
+    )
+    .unwrap();
+    server.start().unwrap();
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(WAIT)).unwrap();
+    client.send_to(b"ping", udp_addr).unwrap();
+    let mut buf = [0u8; 16];
+    let (n, _) = client.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"ping");
+    support::within("stop on an inherited UDP socket", WAIT, move || {
+        server.stop(Duration::from_secs(1));
+        server
+    });
+    client.send_to(b"after", udp_addr).unwrap();
+    udp_other.set_nonblocking(false).unwrap();
+    udp_other.set_read_timeout(Some(WAIT)).unwrap();
+    let (n, _) = udp_other
+        .recv_from(&mut buf)
+        .expect("the other holder still receives");
+    assert_eq!(&buf[..n], b"after");
+}
