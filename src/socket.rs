@@ -107,7 +107,11 @@ impl Listener {
     /// # Ok::<(), may_gevent::Error>(())
     /// ```
     ///
-    /// For systemd's protocol (`LISTEN_FDS`), use [`Listener::from_systemd`].
+    /// For systemd's protocol (`LISTEN_FDS`), use [`Listener::from_systemd`]. A shared
+    /// socket wrapped in a `std::net::TcpListener` (or another socket type) and passed as
+    /// such is served the same way but counts as this process's own: closing the server
+    /// shuts it down (refusing new connects at once, for every holder). Pass shared sockets
+    /// through `from_fd`.
     ///
     /// # Errors
     /// The descriptor is not a socket, not a stream or datagram socket, or `listen(2)` failed.
