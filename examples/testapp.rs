@@ -18,7 +18,7 @@
 //!   proxy.
 //! - `--forwarded-allow-ips LIST`: trust `X-Forwarded-For` / `X-Forwarded-Proto` from the
 //!   comma-separated peers in LIST (addresses, CIDR networks, `*`), instead of the default
-//!   `127.0.0.1,::1`; this also turns on `forwarded_remote_addr`, so the resolved client
+//!   `127.0.0.1,::1,unix`; this also turns on `forwarded_remote_addr`, so the resolved client
 //!   becomes `REMOTE_ADDR` (and the access log's client), besides `may_gevent.forwarded_for`.
 //!
 //! Routes, on the percent-decoded PATH_INFO (`/echo`, `/stream` and `/environ` also match every

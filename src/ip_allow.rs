@@ -87,7 +87,8 @@ impl IpAllowList {
         }
     }
 
-    /// `127.0.0.1` and `::1` (gunicorn's `forwarded_allow_ips` default).
+    /// `127.0.0.1`, `::1` and Unix-socket peers (`unix`): gunicorn's `forwarded_allow_ips`
+    /// default, under which gunicorn also trusts every Unix-socket peer.
     pub fn localhost() -> IpAllowList {
         IpAllowList {
             nets: vec![
@@ -101,7 +102,7 @@ impl IpAllowList {
                 },
             ],
             any: false,
-            unix: false,
+            unix: true,
         }
     }
 
@@ -334,6 +335,9 @@ mod tests {
         let local = IpAllowList::localhost();
         assert!(local.contains_ip(ip("127.0.0.1")) && local.contains_ip(ip("::1")));
         assert!(!local.contains_ip(ip("127.0.0.2")));
+        assert!(local.contains(&Address::Unix(None)));
+        assert_eq!(local.to_string(), "127.0.0.1,::1,unix");
+        assert_eq!(IpAllowList::parse(&local.to_string()).unwrap(), local);
     }
 
     #[test]

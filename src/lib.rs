@@ -197,6 +197,30 @@
 //! same [`Stream`] type (`stream.is_tls()`), and a WSGI server sets `wsgi.url_scheme` to
 //! `https`.
 //!
+//! ## Behind a load balancer
+//!
+//! With `proxy_protocol(peers)` a stream or WSGI server reads the PROXY protocol header (v1 or
+//! v2: HAProxy's `send-proxy`/`send-proxy-v2`) that the listed balancers send first on every
+//! connection, and the handler sees the client's address (the balancer's is
+//! [`Stream::proxy_addr`]); from anyone else a connection is closed unhandled. A WSGI server
+//! believes `X-Forwarded-For`/`X-Forwarded-Proto` (or `Forwarded`) only from
+//! `forwarded_allow_ips` (default loopback, as gunicorn), resolved from the right as nginx's
+//! realip module does. See [`IpAllowList`] and
+//! [`WsgiConfig::forwarded_allow_ips`](pywsgi::WsgiConfig::forwarded_allow_ips) for the
+//! security model.
+//!
+//! ```
+//! use may_gevent::pywsgi::{AppResult, Environ, StartResponse, WsgiServer};
+//! # fn app(_: &mut Environ, _: &mut StartResponse<'_>) -> AppResult { Ok(().into()) }
+//! let server = WsgiServer::builder("127.0.0.1:0", app)
+//!     .proxy_protocol("10.0.0.0/8")        // the balancers; PROXY v1 or v2 required from them
+//!     .forwarded_allow_ips("10.0.0.0/8")   // whose X-Forwarded-* headers are believed
+//!     .forwarded_remote_addr(true)         // REMOTE_ADDR = the resolved client
+//!     .build()?;
+//! # drop(server);
+//! # Ok::<(), may_gevent::Error>(())
+//! ```
+//!
 //! ## In production
 //!
 //! Sockets from systemd (`LISTEN_FDS`: [`Listener::from_systemd`]) or from any other process

@@ -561,6 +561,56 @@ mod tests {
         assert_eq!(done(&v2(0x21, 0x12, &inet)), Header::Unknown);
     }
 
+    /// The fuzz target's property (fuzz/fuzz_targets/proxy_header.rs) over mutated headers:
+    /// no panic, a found header lies within the input, every shorter prefix is incomplete.
+    #[test]
+    fn prefixes_of_a_header_are_incomplete() {
+        let mut inet = vec![192, 0, 2, 1, 198, 51, 100, 2, 1, 2, 3, 4];
+        inet.extend_from_slice(&[0x04, 0, 2, 7, 7]);
+        let seeds: Vec<Vec<u8>> = vec![
+            b"PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\r\nGET /".to_vec(),
+            b"PROXY TCP6 2001:db8::1 ::1 65535 0\r\n".to_vec(),
+            b"PROXY UNKNOWN\r\n\r\n".to_vec(),
+            v2(0x21, 0x11, &inet),
+            v2(0x20, 0x00, &[]),
+            v2(0x21, 0x21, &[1; 40]),
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for seed in &seeds {
+            for _ in 0..2000 {
+                let mut data = seed.clone();
+                for _ in 0..(next() % 4) {
+                    let i = (next() as usize) % data.len();
+                    match next() % 3 {
+                        0 => data[i] = next() as u8,
+                        1 => data.insert(i, next() as u8),
+                        _ => {
+                            data.remove(i);
+                        }
+                    }
+                    if data.is_empty() {
+                        data.push(b'P');
+                    }
+                }
+                if let Ok(Scan::Done { len, .. }) = scan(&data) {
+                    assert!((MIN_HEADER..=data.len()).contains(&len), "{data:?}");
+                    for cut in 0..len {
+                        assert!(
+                            matches!(scan(&data[..cut]), Ok(Scan::Need(n)) if n >= 1 && cut + n <= len),
+                            "{data:?} cut at {cut}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn v2_partial_and_refused() {
         let whole = v2(0x21, 0x11, &[0; 12]);

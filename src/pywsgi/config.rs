@@ -410,8 +410,8 @@ impl WsgiConfig {
     }
 
     /// The peers whose forwarded headers are believed (gunicorn: `forwarded_allow_ips`; nginx:
-    /// `set_real_ip_from`). Default: [`IpAllowList::localhost`] (`127.0.0.1`, `::1`, as
-    /// gunicorn); [`IpAllowList::none`] turns forwarded headers off.
+    /// `set_real_ip_from`). Default: [`IpAllowList::localhost`] (`127.0.0.1`, `::1` and
+    /// Unix-socket peers, as gunicorn); [`IpAllowList::none`] turns forwarded headers off.
     ///
     /// Security model: a request's forwarded headers are read only when the connection's peer
     /// (after a PROXY header, the address it gave) is in this list; from anyone else they

@@ -67,7 +67,8 @@
 //! # Layout
 //!
 //! Leaf modules first; each module imports only modules above it in this list (no cycles):
-//! `syntax.rs` (byte syntax helpers), `config.rs` (limits, timeouts), `conn.rs` (`Connection`),
+//! `syntax.rs` (byte syntax helpers), `forwarded.rs` (trusted forwarded headers), `config.rs`
+//! (limits, timeouts), `conn.rs` (`Connection`),
 //! `date.rs`, `body.rs` (`Body`, `AppError`), `io.rs` (buffers, the response `Phase`),
 //! `chunked.rs` (chunked decoder), `head/` (request head: `parse.rs`, `framing.rs` for the RFC 9112
 //! framing rules, `target.rs`), `input.rs` (`wsgi.input`), `environ/` (`Environ`; `values.rs`:

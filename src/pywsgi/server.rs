@@ -359,7 +359,8 @@ impl WsgiServerBuilder {
 
     /// The peers whose `X-Forwarded-*` / `Forwarded` headers are believed: addresses, CIDR
     /// networks, `unix`, `*` (see [`IpAllowList`](crate::IpAllowList); a string that does not
-    /// parse is an error at `build()`). Default: `127.0.0.1` and `::1`, as gunicorn. The
+    /// parse is an error at `build()`). Default: `127.0.0.1`, `::1` and Unix-socket peers, as
+    /// gunicorn. The
     /// security model is in [`WsgiConfig::forwarded_allow_ips`].
     pub fn forwarded_allow_ips(mut self, peers: impl Into<crate::AllowFrom>) -> Self {
         match peers.into().into_list() {
