@@ -224,6 +224,13 @@
 //! # Ok::<(), may_gevent::Error>(())
 //! ```
 //!
+//! ## In production
+//!
+//! Sockets from systemd (`LISTEN_FDS`: [`Listener::from_systemd`]) or from any other process
+//! ([`Listener::from_fd`], [`systemd::handover_command`] for binary upgrades), readiness
+//! through `NOTIFY_SOCKET` (automatic in `serve_forever`), restarts that lose no connection,
+//! HAProxy and nginx in front: see [`systemd`] and `docs/deploy.md` in the repository.
+//!
 //! ## Runtime
 //!
 //! Everything runs on may's scheduler. Configure it (`may::config().set_workers(n)`) before
@@ -272,6 +279,7 @@ mod socket;
 mod spawn;
 mod stream;
 mod stream_server;
+pub mod systemd;
 mod threadpool;
 #[cfg(feature = "tls")]
 mod tls;
