@@ -68,14 +68,14 @@ fn main() -> ExitCode {
     };
     let handle = move |source: Stream, address: Address| {
         log(&format!("{address} accepted"));
-        let dest_sock = match may::net::TcpStream::connect(dest) {
+        // gevent: create_connection(self.dest) (cooperative: resolves on the thread pool)
+        let dest_sock = match may_gevent::create_connection(dest, None, None) {
             Ok(sock) => sock,
             Err(err) => {
                 log(&format!("{address} failed to connect to {dest}: {err}"));
                 return Ok(());
             }
         };
-        let dest_sock = Stream::from(dest_sock);
         let (source2, dest2) = (source.try_clone()?, dest_sock.try_clone()?);
         // if we return from this handler, the stream will be closed out from under us,
         // so wait for the second pump

@@ -7,9 +7,19 @@
 //! curl -N 'http://127.0.0.1:8080/stream?n=5&size=10'
 //! ```
 //!
-//! Usage: `testapp [PORT]` (default 8080; `0`: any free port; an `IP:PORT` address is
-//! accepted too). It prints `Serving on http://127.0.0.1:PORT` once listening; the access log
-//! goes to standard error. SIGTERM or SIGINT stops it gracefully (exit status 0).
+//! Usage: `testapp [PORT] [--proxy-protocol] [--forwarded-allow-ips LIST]` (default port 8080;
+//! `0`: any free port; an `IP:PORT` address is accepted too; the flags go anywhere). It prints
+//! `Serving on http://127.0.0.1:PORT` once listening; the access log goes to standard error.
+//! SIGTERM or SIGINT stops it gracefully (exit status 0).
+//!
+//! - `--proxy-protocol`: every connection must start with a PROXY protocol header (v1 or v2,
+//!   e.g. HAProxy's `send-proxy-v2`), accepted from loopback peers only (`127.0.0.0/8`,
+//!   `::1`); `REMOTE_ADDR` is then the client the header names, `may_gevent.proxy_addr` the
+//!   proxy.
+//! - `--forwarded-allow-ips LIST`: trust `X-Forwarded-For` / `X-Forwarded-Proto` from the
+//!   comma-separated peers in LIST (addresses, CIDR networks, `*`), instead of the default
+//!   `127.0.0.1,::1,unix`; this also turns on `forwarded_remote_addr`, so the resolved client
+//!   becomes `REMOTE_ADDR` (and the access log's client), besides `may_gevent.forwarded_for`.
 //!
 //! Routes, on the percent-decoded PATH_INFO (`/echo`, `/stream` and `/environ` also match every
 //! sub-path such as `/echo/x`); query parameters are parsed like Python's
@@ -20,7 +30,7 @@
 //! | `/` | `200` `<b>hello world</b>` (text/html), as the `wsgiserver` example |
 //! | `/echo` | any method: the whole request body back (200, application/octet-stream, at most 64 MiB, else 413) with `X-Method`, `X-Path`, `X-Query` set to REQUEST_METHOD, PATH_INFO, QUERY_STRING; bytes a header cannot carry (controls, e.g. CR/LF) are percent-encoded |
 //! | `/stream?n=K&size=S` | a streamed body (an iterator: chunked on HTTP/1.1, close-delimited on HTTP/1.0, no Content-Length; one that yields nothing gets `Content-Length: 0`) of K chunks of S bytes of `x`; defaults 3 and 5, also for missing, bad or negative values; S is capped at 64 MiB and K so that K*S stays within 64 MiB |
-//! | `/environ` | a JSON object of every string-valued environ entry (application/json) |
+//! | `/environ` | a JSON object of every string-valued environ entry (application/json), `may_gevent.proxy_addr` and `may_gevent.forwarded_for` included when set |
 //! | `/panic` | panics before `start_response`: the client gets a 500 and the server keeps serving |
 //! | `/sleep?ms=N` | sleeps N ms cooperatively (`may::coroutine::sleep`; default 100, capped at 60 000), then `200 slept` |
 //! | `/write` | uses the `write` callable from `start_response` to send `a` then `b`, returns an empty body |
@@ -243,21 +253,72 @@ fn json_string(out: &mut String, text: &str) {
     out.push('"');
 }
 
-fn main() -> ExitCode {
-    let address = match std::env::args().nth(1) {
-        None => "127.0.0.1:8080".to_owned(),
-        Some(arg) if arg.contains(':') => arg,
-        Some(arg) => match arg.parse::<u16>() {
-            Ok(port) => format!("127.0.0.1:{port}"),
-            Err(_) => {
-                eprintln!("testapp: bad port {arg:?}\nusage: testapp [PORT]");
-                return ExitCode::from(2);
-            }
-        },
+/// The command line: an address, and the two proxy flags.
+struct Args {
+    address: String,
+    proxy_protocol: bool,
+    forwarded_allow_ips: Option<String>,
+}
+
+const USAGE: &str = "usage: testapp [PORT] [--proxy-protocol] [--forwarded-allow-ips LIST]";
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        address: "127.0.0.1:8080".to_owned(),
+        proxy_protocol: false,
+        forwarded_allow_ips: None,
     };
+    let mut port_seen = false;
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--proxy-protocol" => args.proxy_protocol = true,
+            "--forwarded-allow-ips" => {
+                let list = it
+                    .next()
+                    .ok_or("--forwarded-allow-ips needs a LIST of addresses")?;
+                args.forwarded_allow_ips = Some(list);
+            }
+            _ if port_seen || arg.starts_with("--") => {
+                return Err(format!("unexpected argument {arg:?}"))
+            }
+            _ if arg.contains(':') => {
+                args.address = arg;
+                port_seen = true;
+            }
+            _ => match arg.parse::<u16>() {
+                Ok(port) => {
+                    args.address = format!("127.0.0.1:{port}");
+                    port_seen = true;
+                }
+                Err(_) => return Err(format!("bad port {arg:?}")),
+            },
+        }
+    }
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(err) => {
+            eprintln!("testapp: {err}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut builder = WsgiServer::builder(args.address.as_str(), application);
+    if args.proxy_protocol {
+        builder = builder.proxy_protocol("127.0.0.0/8, ::1");
+    }
+    if let Some(list) = &args.forwarded_allow_ips {
+        builder = builder
+            .forwarded_allow_ips(list)
+            .forwarded_remote_addr(true);
+    }
     // Bound now (the port is printed); accepting starts in serve_forever, which stops the
     // server gracefully on SIGTERM/SIGINT.
-    let server = match WsgiServer::new(address.as_str(), application)
+    let server = match builder
+        .build()
         .and_then(|server| server.init_socket().map(|()| server))
     {
         Ok(server) => server,

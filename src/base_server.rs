@@ -65,6 +65,7 @@ impl<P: Protocol> BaseServer<P> {
             logger,
         } = common;
         let listener = listener?;
+        let shutdown_listener = !listener.inherited;
         let logger = logger.unwrap_or_else(crate::log::default_logger);
         if opts.max_accept < 1 {
             return Err(Error::InvalidConfig(
@@ -99,6 +100,7 @@ impl<P: Protocol> BaseServer<P> {
                 handler: Mutex::new(handler),
                 lifecycle: Mutex::new(Vec::new()),
                 extra,
+                shutdown_listener,
                 state: Mutex::new(State {
                     source,
                     bound: None,
@@ -281,6 +283,8 @@ impl<P: Protocol> BaseServer<P> {
         state.serving = Some(done.clone());
         let stop_event = state.stop_event.clone();
         drop(state);
+        // systemd Type=notify: ready once accepting (automatic when NOTIFY_SOCKET is set).
+        crate::systemd::auto_notify(&self.shared.logger, true);
         match &self.shared.hooks.service_actions {
             Some(actions) => {
                 while !stop_event.wait_timeout(self.shared.opts.poll_interval) {
@@ -289,6 +293,7 @@ impl<P: Protocol> BaseServer<P> {
             }
             None => stop_event.wait(),
         }
+        crate::systemd::auto_notify(&self.shared.logger, false);
         self.stop(None);
         self.shared.state().serving = None;
         done.fire();

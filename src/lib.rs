@@ -21,6 +21,9 @@
 //! | `handle_request`, `shutdown`, `fileno`, `server_address` | same names on every server |
 //! | `gevent.signal_handler(SIGTERM, server.close)` | built into `serve_forever` (SIGINT, SIGTERM) |
 //! | `max_accept`, `min_delay`, `max_delay`, `stop_timeout`, `backlog` | builder settings |
+//! | `gevent.threadpool.ThreadPool`, `get_hub().threadpool` | [`ThreadPool`], [`ThreadPool::default_pool`] |
+//! | `gevent.socket.create_connection`, `getaddrinfo` | [`create_connection`], [`getaddrinfo`], [`Resolver`] |
+//! | `urllib`/`requests` under `monkey.patch_all()` | [`client`] ([`client::get`], [`client::Client`]) |
 //!
 //! ## A stream server
 //!
@@ -202,6 +205,37 @@
 //! same [`Stream`] type (`stream.is_tls()`), and a WSGI server sets `wsgi.url_scheme` to
 //! `https`.
 //!
+//! ## Behind a load balancer
+//!
+//! With `proxy_protocol(peers)` a stream or WSGI server reads the PROXY protocol header (v1 or
+//! v2: HAProxy's `send-proxy`/`send-proxy-v2`) that the listed balancers send first on every
+//! connection, and the handler sees the client's address (the balancer's is
+//! [`Stream::proxy_addr`]); from anyone else a connection is closed unhandled. A WSGI server
+//! believes `X-Forwarded-For`/`X-Forwarded-Proto` (or `Forwarded`) only from
+//! `forwarded_allow_ips` (default loopback, as gunicorn), resolved from the right as nginx's
+//! realip module does. See [`IpAllowList`] and
+//! [`WsgiConfig::forwarded_allow_ips`](pywsgi::WsgiConfig::forwarded_allow_ips) for the
+//! security model.
+//!
+//! ```
+//! use may_gevent::pywsgi::{AppResult, Environ, StartResponse, WsgiServer};
+//! # fn app(_: &mut Environ, _: &mut StartResponse<'_>) -> AppResult { Ok(().into()) }
+//! let server = WsgiServer::builder("127.0.0.1:0", app)
+//!     .proxy_protocol("10.0.0.0/8")        // the balancers; PROXY v1 or v2 required from them
+//!     .forwarded_allow_ips("10.0.0.0/8")   // whose X-Forwarded-* headers are believed
+//!     .forwarded_remote_addr(true)         // REMOTE_ADDR = the resolved client
+//!     .build()?;
+//! # drop(server);
+//! # Ok::<(), may_gevent::Error>(())
+//! ```
+//!
+//! ## In production
+//!
+//! Sockets from systemd (`LISTEN_FDS`: [`Listener::from_systemd`]) or from any other process
+//! ([`Listener::from_fd`], [`systemd::handover_command`] for binary upgrades), readiness
+//! through `NOTIFY_SOCKET` (automatic in `serve_forever`), restarts that lose no connection,
+//! HAProxy and nginx in front: see [`systemd`] and `docs/deploy.md` in the repository.
+//!
 //! ## Runtime
 //!
 //! Everything runs on may's scheduler. Configure it (`may::config().set_workers(n)`) before
@@ -226,16 +260,21 @@ mod accept_error;
 mod address;
 mod backoff;
 mod base_server;
+pub mod client;
+mod connect;
 mod datagram_server;
 mod datagram_socket;
 mod error;
 mod handle;
 mod handler;
+mod ip_allow;
 mod log;
 mod pool;
 mod protocol;
+mod proxy_protocol;
 pub mod pywsgi;
 mod registry;
+mod resolver;
 mod sendfile;
 mod server_methods;
 mod settings;
@@ -245,6 +284,8 @@ mod socket;
 mod spawn;
 mod stream;
 mod stream_server;
+pub mod systemd;
+mod threadpool;
 #[cfg(feature = "tls")]
 mod tls;
 mod wait;
@@ -253,18 +294,23 @@ pub mod wsgi;
 
 pub use address::{parse_address, Address};
 pub use backoff::{MAX_DELAY, MIN_DELAY};
+pub use connect::{create_connection, ConnectAddress};
 pub use datagram_server::{DatagramServer, DatagramServerBuilder};
 pub use datagram_socket::{DatagramSocket, DATAGRAM_SIZE, RECV_BUFFER_SIZE};
 pub use error::{BoxError, Error, Result};
 pub use handle::ServerHandle;
 pub use handler::{DatagramHandler, HandlerError, HandlerResult, IntoHandlerResult, StreamHandler};
+pub use ip_allow::{AllowFrom, IpAllowList};
 pub use log::{default_logger, discard_logger, StderrDrain};
 pub use pool::Pool;
+pub use proxy_protocol::{PROXY_HEADER_TIMEOUT, PROXY_V1_MAX, PROXY_V2_MAX};
 pub use pywsgi::{WsgiServer, WsgiServerBuilder};
+pub use resolver::{getaddrinfo, LookupFn, Resolver, RESOLVE_TIMEOUT};
 pub use settings::{KILL_TIMEOUT, MAX_ACCEPT, POLL_INTERVAL, STOP_GRACE, STOP_TIMEOUT};
 pub use socket::{IntoListener, Listener, BACKLOG};
 pub use spawn::Spawn;
 pub use stream::{PlainStream, Stream};
 pub use stream_server::{StreamServer, StreamServerBuilder};
+pub use threadpool::{ThreadPool, ThreadResult, DEFAULT_THREADPOOL_SIZE};
 #[cfg(feature = "tls")]
 pub use tls::{HANDSHAKE_TIMEOUT, TLS_STACK_SIZE};

@@ -125,6 +125,8 @@ pub(crate) struct StreamExtra {
     pub(crate) connections: Arc<Registry>,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::tls::TlsOptions>,
+    /// The PROXY protocol, when it is on.
+    pub(crate) proxy: Option<crate::proxy_protocol::ProxyOptions>,
 }
 
 /// A bound stream listener.
@@ -211,12 +213,37 @@ impl Protocol for StreamProto {
     ) {
         // Tracked from before a TLS handshake, so that stop() can end that too.
         let registration = extra.connections.register(stream.as_fd());
+        let mut stream = stream;
+        // The PROXY header comes first, before any TLS.
+        let proxied = match &extra.proxy {
+            None => None,
+            Some(opts) => {
+                let Some(proxied) = crate::proxy_protocol::accept(
+                    opts,
+                    ctx.logger,
+                    ctx.name,
+                    &mut stream,
+                    &address,
+                ) else {
+                    return; // refused: logged, the connection closes
+                };
+                Some(proxied)
+            }
+        };
         #[cfg(feature = "tls")]
         let Some(stream) = crate::tls::wrap(extra.tls.as_ref(), ctx.logger, stream, &address) else {
             return;
         };
         let mut stream = stream;
         stream.set_registration(registration);
+        let address = match proxied {
+            Some(proxied) => {
+                let client = proxied.client.map(Address::Inet);
+                stream.set_proxied(proxied);
+                client.unwrap_or(address)
+            }
+            None => address,
+        };
         ctx.guarded(&address, || handler.handle(stream, address.clone()));
     }
 

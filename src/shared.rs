@@ -58,6 +58,11 @@ pub(crate) struct Shared<P: Protocol> {
     pub(crate) lifecycle: Mutex<Vec<LifecycleHook>>,
     /// What this kind of server keeps (TLS and live connections; datagram counters).
     pub(crate) extra: P::Extra,
+    /// `close()` shuts the listening socket down (wakes the accept at once, refuses new
+    /// connects). False for an inherited socket that other processes may share: shutdown(2)
+    /// would act on the shared socket and stop them too; closing our descriptor (and
+    /// cancelling the accept) leaves the socket and its backlog to them.
+    pub(crate) shutdown_listener: bool,
 }
 
 impl<P: Protocol> Shared<P> {
@@ -146,7 +151,7 @@ impl<P: Protocol> Shared<P> {
                 state.stop_event.clone(),
             )
         };
-        if let Some(bound) = &bound {
+        if let Some(bound) = bound.as_ref().filter(|_| self.shutdown_listener) {
             // Wakes a blocked accept/recv at once (Linux) and makes new connects fail.
             #[allow(unsafe_code)]
             // SAFETY: shutdown(2) on a descriptor we own; it does not close or invalidate it.

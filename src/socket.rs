@@ -23,6 +23,12 @@ pub const BACKLOG: i32 = 128;
 /// Built with [`IntoListener`]; you rarely name this type.
 pub struct Listener {
     pub(crate) kind: ListenerKind,
+    /// The name a process manager gave the socket (`LISTEN_FDNAMES`), if any.
+    pub(crate) name: Option<String>,
+    /// Inherited from another process (systemd, a supervisor, the old binary of an upgrade)
+    /// that may hold the same socket: `close()` only closes this process's descriptor and
+    /// never shuts the socket down, so the others keep accepting from the same backlog.
+    pub(crate) inherited: bool,
 }
 
 pub(crate) enum ListenerKind {
@@ -44,7 +50,14 @@ impl fmt::Debug for Listener {
         match &self.kind {
             ListenerKind::Address(addr) => write!(f, "Listener({addr})"),
             ListenerKind::Socket(kind, fd) => {
-                write!(f, "Listener({kind:?} fd={})", fd.as_raw_fd())
+                write!(f, "Listener({kind:?} fd={}", fd.as_raw_fd())?;
+                if let Some(name) = &self.name {
+                    write!(f, " name={name:?}")?;
+                }
+                if self.inherited {
+                    write!(f, " inherited")?;
+                }
+                write!(f, ")")
             }
         }
     }
@@ -55,6 +68,75 @@ impl Listener {
     pub fn is_socket(&self) -> bool {
         matches!(self.kind, ListenerKind::Socket(..))
     }
+
+    /// The name the process manager gave this socket: systemd's `FileDescriptorName=` (or
+    /// the socket unit's name), passed in `LISTEN_FDNAMES`; `None` for every other listener.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// True for a socket inherited from another process ([`Listener::from_fd`],
+    /// [`Listener::from_systemd`]). Closing the server then closes only this process's
+    /// descriptor: the socket is never `shutdown(2)`, so another process that holds the same
+    /// socket (systemd, the new binary of an upgrade) keeps accepting, and connections
+    /// waiting in the shared backlog are not lost.
+    pub fn is_inherited(&self) -> bool {
+        self.inherited
+    }
+
+    /// A listener on a socket inherited from another process: a descriptor a supervisor
+    /// passed (e.g. `MY_APP_FD=3` in the environment), or the listening socket an old
+    /// binary handed to its successor. The kind (TCP, Unix, UDP) is read from the socket;
+    /// a bound stream socket that is not listening yet is put into listening mode with
+    /// [`BACKLOG`]. `FD_CLOEXEC` is set, so the descriptor does not leak into programs this
+    /// process runs later.
+    ///
+    /// The socket is shared with whoever else holds it: the server never calls
+    /// `shutdown(2)` on it (see [`is_inherited`](Self::is_inherited)).
+    ///
+    /// From a raw descriptor number, take ownership first (that is the `unsafe` part: the
+    /// number must be an open socket that nothing else in this process owns):
+    ///
+    /// ```no_run
+    /// use std::os::fd::{FromRawFd, OwnedFd};
+    /// use may_gevent::{Listener, StreamServer, Stream, Address};
+    /// let fd: i32 = std::env::var("MY_APP_FD").unwrap().parse().unwrap();
+    /// // SAFETY: the supervisor passed us this open socket; nothing else owns it.
+    /// let listener = Listener::from_fd(unsafe { OwnedFd::from_raw_fd(fd) })?;
+    /// let server = StreamServer::new(listener, |_s: Stream, _a: Address| {})?;
+    /// # Ok::<(), may_gevent::Error>(())
+    /// ```
+    ///
+    /// For systemd's protocol (`LISTEN_FDS`), use [`Listener::from_systemd`]. A shared
+    /// socket wrapped in a `std::net::TcpListener` (or another socket type) and passed as
+    /// such is served the same way but counts as this process's own: closing the server
+    /// shuts it down (refusing new connects at once, for every holder). Pass shared sockets
+    /// through `from_fd`.
+    ///
+    /// # Errors
+    /// The descriptor is not a socket, not a stream or datagram socket, or `listen(2)` failed.
+    pub fn from_fd(fd: impl Into<OwnedFd>) -> Result<Listener> {
+        let fd: OwnedFd = fd.into();
+        set_cloexec(&fd)
+            .map_err(|err| Error::io("setting FD_CLOEXEC on the inherited socket", err))?;
+        let mut listener = Socket::from(fd).into_listener()?;
+        listener.inherited = true;
+        Ok(listener)
+    }
+}
+
+/// Sets `FD_CLOEXEC` on `fd` (inherited descriptors come without it).
+pub(crate) fn set_cloexec(fd: &impl AsFd) -> std::io::Result<()> {
+    let raw = fd.as_fd().as_raw_fd();
+    #[allow(unsafe_code)]
+    // SAFETY: fcntl(2) F_GETFD/F_SETFD on a descriptor we borrow; no memory is passed.
+    unsafe {
+        let flags = libc::fcntl(raw, libc::F_GETFD);
+        if flags < 0 || libc::fcntl(raw, libc::F_SETFD, flags | libc::FD_CLOEXEC) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Conversion into a [`Listener`]: every form gevent accepts as `listener`.
@@ -67,6 +149,9 @@ impl Listener {
 /// `std::os::unix::net::UnixListener`, `may::os::unix::net::UnixListener`,
 /// `std::net::UdpSocket`, `may::net::UdpSocket` and `socket2::Socket` (a bound stream socket
 /// that is not yet listening is put into listening mode).
+///
+/// Sockets inherited from another process: an `OwnedFd` ([`Listener::from_fd`]) and
+/// systemd's `LISTEN_FDS` ([`Listener::from_systemd`]).
 pub trait IntoListener {
     /// Convert, or explain why not.
     fn into_listener(self) -> Result<Listener>;
@@ -81,12 +166,16 @@ impl IntoListener for Listener {
 fn address(addr: SocketAddr) -> Result<Listener> {
     Ok(Listener {
         kind: ListenerKind::Address(addr),
+        name: None,
+        inherited: false,
     })
 }
 
 fn socket(kind: SocketKind, fd: OwnedFd) -> Result<Listener> {
     Ok(Listener {
         kind: ListenerKind::Socket(kind, fd),
+        name: None,
+        inherited: false,
     })
 }
 
@@ -180,6 +269,13 @@ impl IntoListener for std::net::UdpSocket {
 impl IntoListener for may::net::UdpSocket {
     fn into_listener(self) -> Result<Listener> {
         socket(SocketKind::Udp, owned(self.into_raw_fd()))
+    }
+}
+
+/// An inherited descriptor: same as [`Listener::from_fd`].
+impl IntoListener for OwnedFd {
+    fn into_listener(self) -> Result<Listener> {
+        Listener::from_fd(self)
     }
 }
 

@@ -12,6 +12,7 @@ use may::net::TcpStream;
 use may::os::unix::net::UnixStream;
 
 use crate::address::Address;
+use crate::proxy_protocol::Proxied;
 use crate::registry::Registration;
 use crate::sendfile::{self, COPY_CHUNK};
 use crate::wait::{wait_ready, Interest};
@@ -25,6 +26,8 @@ pub struct Stream {
     inner: Inner,
     /// The server's record of this connection (for `stop()`); dropped with the stream.
     registration: Option<Registration>,
+    /// What an accepted PROXY protocol header said (see [`Stream::proxy_addr`]).
+    proxied: Option<Box<Proxied>>,
 }
 
 enum Inner {
@@ -154,6 +157,7 @@ impl Stream {
         Stream {
             inner: Inner::Plain(PlainStream::Tcp(stream)),
             registration: None,
+            proxied: None,
         }
     }
 
@@ -161,6 +165,7 @@ impl Stream {
         Stream {
             inner: Inner::Plain(PlainStream::Unix(stream)),
             registration: None,
+            proxied: None,
         }
     }
 
@@ -169,6 +174,7 @@ impl Stream {
         Stream {
             inner: Inner::Tls(Box::new(stream)),
             registration: None,
+            proxied: None,
         }
     }
 
@@ -179,6 +185,7 @@ impl Stream {
             other => Err(Stream {
                 inner: other,
                 registration: self.registration,
+                proxied: self.proxied,
             }),
         }
     }
@@ -186,6 +193,18 @@ impl Stream {
     /// Carry the server's record of this connection (dropped with the stream).
     pub(crate) fn set_registration(&mut self, registration: Option<Registration>) {
         self.registration = registration;
+    }
+
+    /// Record what the PROXY header said (the server does this before the handler runs).
+    pub(crate) fn set_proxied(&mut self, proxied: Proxied) {
+        self.proxied = Some(Box::new(proxied));
+    }
+
+    /// The address of the proxy that sent this connection's PROXY protocol header (the socket
+    /// peer), when the server accepts the PROXY protocol (the builders' `proxy_protocol`);
+    /// `None` otherwise. [`peer_addr`](Self::peer_addr) is then the client's address.
+    pub fn proxy_addr(&self) -> Option<&Address> {
+        self.proxied.as_ref().map(|p| &p.proxy)
     }
 
     /// The socket under the stream (under the TLS layer, if any).
@@ -223,8 +242,13 @@ impl Stream {
         }
     }
 
-    /// The remote end's address.
+    /// The remote end's address: the client's as a PROXY protocol header gave it, when the
+    /// server accepted one with a client address (see [`proxy_addr`](Self::proxy_addr));
+    /// otherwise the socket's peer (what [`PlainStream::peer_addr`] always is).
     pub fn peer_addr(&self) -> io::Result<Address> {
+        if let Some(client) = self.proxied.as_ref().and_then(|p| p.client) {
+            return Ok(Address::Inet(client));
+        }
         self.get_ref().peer_addr()
     }
 
@@ -379,6 +403,7 @@ impl Stream {
             Inner::Plain(plain) => plain.try_clone().map(|plain| Stream {
                 inner: Inner::Plain(plain),
                 registration: None,
+                proxied: self.proxied.clone(),
             }),
             #[cfg(feature = "tls")]
             Inner::Tls(_) => Err(io::Error::new(

@@ -59,6 +59,7 @@ pub struct StreamServerBuilder {
     handler: Arc<dyn StreamHandler>,
     #[cfg(feature = "tls")]
     pub(crate) tls: crate::tls::TlsBuilder,
+    proxy: crate::proxy_protocol::ProxyBuilder,
 }
 
 impl fmt::Debug for StreamServerBuilder {
@@ -92,6 +93,7 @@ impl StreamServer {
             handler: Arc::new(handler),
             #[cfg(feature = "tls")]
             tls: Default::default(),
+            proxy: Default::default(),
         }
     }
 
@@ -108,12 +110,14 @@ impl StreamServerBuilder {
     common_builder_methods!();
     #[cfg(feature = "tls")]
     crate::tls::tls_builder_methods!();
+    crate::proxy_protocol::proxy_builder_methods!();
 
     /// Bind nothing yet, but check the settings and create the server.
     ///
     /// # Errors
     /// An unparsable address, `max_accept` of 0, a backlog together with a bound socket, a
-    /// datagram socket as listener, or (with TLS) unreadable or invalid certificate files.
+    /// datagram socket as listener, a `proxy_protocol` list that does not parse, or (with TLS)
+    /// unreadable or invalid certificate files.
     #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
     pub fn build(mut self) -> Result<StreamServer> {
         #[cfg(feature = "tls")]
@@ -122,9 +126,13 @@ impl StreamServerBuilder {
             self.common.opts.stack_words = stack_words;
             tls
         };
+        let proxy = self
+            .proxy
+            .finish(crate::proxy_protocol::PROXY_HEADER_TIMEOUT)?;
         let extra = StreamExtra {
             #[cfg(feature = "tls")]
             tls,
+            proxy,
             ..StreamExtra::default()
         };
         let base = BaseServer::from_parts("StreamServer", self.common, self.handler, extra)?;

@@ -108,3 +108,31 @@ pub fn decode_chunked(body: &[u8], piece: usize, out: &mut Vec<u8>) -> Option<us
     }
     decoder.is_done().then_some(out.len())
 }
+
+/// Resolves the forwarded headers of a request from a trusted peer, as the engine does
+/// (`rfc7239`: the `Forwarded` header, else `X-Forwarded-For`/`X-Forwarded-Proto`); the client
+/// (port 0 when the header had none) and the scheme.
+pub fn resolve_forwarded(
+    headers: &[(&[u8], &[u8])],
+    rfc7239: bool,
+    trusted: &crate::IpAllowList,
+) -> (Option<std::net::SocketAddr>, Option<&'static str>) {
+    let kind = if rfc7239 {
+        super::ForwardedHeader::Forwarded
+    } else {
+        super::ForwardedHeader::XForwardedFor
+    };
+    let resolved = super::forwarded::resolve(headers.iter().copied(), kind, trusted);
+    (resolved.client_addr(), resolved.scheme)
+}
+
+/// Scans the start of a connection for a PROXY protocol header: `Ok(Some(len))` when the
+/// header is the first `len` bytes, `Ok(None)` when every byte so far belongs to an incomplete
+/// header, or why it is refused.
+pub fn scan_proxy_header(buf: &[u8]) -> Result<Option<usize>, &'static str> {
+    match crate::proxy_protocol::scan(buf) {
+        Ok(crate::proxy_protocol::Scan::Done { len, .. }) => Ok(Some(len)),
+        Ok(crate::proxy_protocol::Scan::Need(_)) => Ok(None),
+        Err(err) => Err(err.0),
+    }
+}

@@ -9,6 +9,10 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::ip_allow::IpAllowList;
+
+use super::forwarded::ForwardedHeader;
+
 /// Longest accepted request line, in bytes, not counting its CRLF. A longer one gets `414 URI Too
 /// Long` and the connection is closed.
 ///
@@ -84,6 +88,14 @@ pub const LINGER_MAX_BYTES: usize = 256 * 1024;
 /// once it is empty and more than eight times this size, so idle keep-alive connections stay
 /// small.
 pub const READ_BUFFER_SIZE: usize = 1024;
+
+/// How long a keep-alive connection waits for its next request before it gives its buffers
+/// back (the read buffer, the copy of the last head and its header slots, the response and
+/// access-log buffers): past this, it waits for input without holding a buffer, and the next
+/// request allocates them again. Idle connections then cost about two stack pages each;
+/// connections busier than this never reallocate. (TLS connections keep their buffers: their
+/// records may hold input the socket no longer shows.)
+pub const IDLE_RELEASE: Duration = Duration::from_secs(1);
 
 /// Default `SERVER_SOFTWARE` environ value.
 ///
@@ -200,6 +212,9 @@ pub struct WsgiConfig {
     pub(crate) keep_alive: bool,
     pub(crate) access_log: AccessLog,
     pub(crate) base: Arc<BaseEnviron>,
+    pub(crate) forwarded_allow_ips: Arc<IpAllowList>,
+    pub(crate) forwarded_header: ForwardedHeader,
+    pub(crate) forwarded_remote_addr: bool,
 }
 
 impl Default for WsgiConfig {
@@ -227,6 +242,12 @@ impl fmt::Debug for WsgiConfig {
             .field("server_software", &self.base.server_software)
             .field("url_scheme", &self.base.url_scheme)
             .field("extra_environ", &self.base.extra.len())
+            .field(
+                "forwarded_allow_ips",
+                &format_args!("{}", self.forwarded_allow_ips),
+            )
+            .field("forwarded_header", &self.forwarded_header)
+            .field("forwarded_remote_addr", &self.forwarded_remote_addr)
             .finish()
     }
 }
@@ -257,6 +278,9 @@ impl WsgiConfig {
                 extra: Vec::new(),
                 errors: crate::log::default_logger(),
             }),
+            forwarded_allow_ips: Arc::new(IpAllowList::localhost()),
+            forwarded_header: ForwardedHeader::XForwardedFor,
+            forwarded_remote_addr: false,
         }
     }
 
@@ -393,6 +417,48 @@ impl WsgiConfig {
         self
     }
 
+    /// The peers whose forwarded headers are believed (gunicorn: `forwarded_allow_ips`; nginx:
+    /// `set_real_ip_from`). Default: [`IpAllowList::localhost`] (`127.0.0.1`, `::1` and
+    /// Unix-socket peers, as gunicorn); [`IpAllowList::none`] turns forwarded headers off.
+    ///
+    /// Security model: a request's forwarded headers are read only when the connection's peer
+    /// (after a PROXY header, the address it gave) is in this list; from anyone else they
+    /// change nothing and stay plain `HTTP_*` entries. From a trusted peer, the headers of
+    /// [`forwarded_header`](Self::forwarded_header) are resolved like nginx's realip module with
+    /// `real_ip_recursive on`: the address list is walked from the right (the entry the nearest
+    /// proxy appended), skipping entries that are themselves in this list, and the first
+    /// untrusted entry is the client — the leftmost entry, which the client wrote itself, counts
+    /// only when every entry to its right is trusted. An entry that is not an IP address
+    /// (garbage, `unknown`, an obfuscated name) ends the walk with no client. The scheme
+    /// (`http` or `https`, anything else ignored) is the one reported for the client's hop and
+    /// sets `wsgi.url_scheme`. The client's address is `may_gevent.forwarded_for` in the
+    /// environ; it replaces `REMOTE_ADDR`/`REMOTE_PORT` (and the access log's client) only
+    /// with [`forwarded_remote_addr`](Self::forwarded_remote_addr). List only your proxies,
+    /// and make them overwrite (`X-Forwarded-Proto`) or append to (`X-Forwarded-For`) the
+    /// headers a client sends: a header a proxy passes through unchanged is the client's.
+    pub fn forwarded_allow_ips(mut self, peers: IpAllowList) -> WsgiConfig {
+        self.forwarded_allow_ips = Arc::new(peers);
+        self
+    }
+
+    /// Which forwarded headers the proxies write: [`ForwardedHeader::XForwardedFor`]
+    /// (`X-Forwarded-For` and `X-Forwarded-Proto`, the default) or
+    /// [`ForwardedHeader::Forwarded`] (RFC 7239). The other kind is never read.
+    pub fn forwarded_header(mut self, header: ForwardedHeader) -> WsgiConfig {
+        self.forwarded_header = header;
+        self
+    }
+
+    /// Whether the client address resolved from the forwarded headers of a trusted peer (see
+    /// [`forwarded_allow_ips`](Self::forwarded_allow_ips)) becomes `REMOTE_ADDR` and
+    /// `REMOTE_PORT` (`0` when the header gave no port) and the access log's client. Default:
+    /// off (as gunicorn: `REMOTE_ADDR` stays the socket peer; the address is in
+    /// `may_gevent.forwarded_for`).
+    pub fn forwarded_remote_addr(mut self, on: bool) -> WsgiConfig {
+        self.forwarded_remote_addr = on;
+        self
+    }
+
     /// The current value of every setting: `config.settings().url_scheme()` (the methods of
     /// `WsgiConfig` itself are the by-value setters).
     pub fn settings(&self) -> WsgiSettings<'_> {
@@ -486,6 +552,21 @@ impl<'a> WsgiSettings<'a> {
     /// `wsgi.url_scheme`. See [`WsgiConfig::url_scheme`].
     pub fn url_scheme(&self) -> &'a str {
         &self.config.base.url_scheme
+    }
+
+    /// See [`WsgiConfig::forwarded_allow_ips`].
+    pub fn forwarded_allow_ips(&self) -> &'a IpAllowList {
+        &self.config.forwarded_allow_ips
+    }
+
+    /// See [`WsgiConfig::forwarded_header`].
+    pub fn forwarded_header(&self) -> ForwardedHeader {
+        self.config.forwarded_header
+    }
+
+    /// See [`WsgiConfig::forwarded_remote_addr`].
+    pub fn forwarded_remote_addr(&self) -> bool {
+        self.config.forwarded_remote_addr
     }
 
     /// The extra environ entries, in insertion order. See [`WsgiConfig::environ`].

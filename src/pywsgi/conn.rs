@@ -42,10 +42,27 @@ pub trait Connection: Read + Write + Send {
         true
     }
 
+    /// Waits until input is available or the stream ended, without taking any, under the read
+    /// timeout last set (an expired one is an error, as for a read): `Ok(Some(n))` with `n > 0`
+    /// when there is input, `Ok(Some(0))` at end of stream. The engine calls it on a keep-alive
+    /// connection that stayed idle for [`IDLE_RELEASE`](super::IDLE_RELEASE), after giving its
+    /// buffers back, so that the wait holds no buffer. `Ok(None)` (the default) means "cannot
+    /// wait without reading" (e.g. TLS, whose records may hold input the socket no longer
+    /// shows): the engine then reads into a buffer as usual.
+    fn wait_input(&mut self) -> io::Result<Option<usize>> {
+        Ok(None)
+    }
+
     /// True when the server is closing: the engine then answers the request it is serving with
     /// `Connection: close` instead of keeping the connection alive. Default: `false`.
     fn server_closing(&self) -> bool {
         false
+    }
+
+    /// The address of the proxy that sent this connection's PROXY protocol header, when the
+    /// server accepted one (it is `may_gevent.proxy_addr` in the environ). Default: `None`.
+    fn proxy_addr(&self) -> Option<crate::Address> {
+        None
     }
 
     /// Sends `len` bytes of `file` from `offset` in the file (the body of a
@@ -78,6 +95,10 @@ impl Connection for may::net::TcpStream {
         self.shutdown(Shutdown::Write)
     }
 
+    fn wait_input(&mut self) -> io::Result<Option<usize>> {
+        self.peek(&mut [0u8; 1]).map(Some)
+    }
+
     fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<u64> {
         let timeout = self.write_timeout()?;
         send_len(offset, len, |offset, count| {
@@ -97,6 +118,10 @@ impl Connection for may::os::unix::net::UnixStream {
 
     fn shutdown_write(&mut self) -> io::Result<()> {
         self.shutdown(Shutdown::Write)
+    }
+
+    fn wait_input(&mut self) -> io::Result<Option<usize>> {
+        self.peek(&mut [0u8; 1]).map(Some)
     }
 
     fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<u64> {
@@ -122,6 +147,10 @@ impl<C: Connection + ?Sized> Connection for Box<C> {
 
     fn set_idle(&mut self, idle: bool) -> bool {
         (**self).set_idle(idle)
+    }
+
+    fn wait_input(&mut self) -> io::Result<Option<usize>> {
+        (**self).wait_input()
     }
 
     fn server_closing(&self) -> bool {

@@ -87,12 +87,18 @@ impl DateCache {
     }
 
     /// The local time `YYYY-MM-DD HH:MM:SS` of `secs` (Unix time).
+    #[cfg(test)]
     pub(crate) fn local_time(&mut self, secs: u64) -> &str {
+        std::str::from_utf8(self.local_time_bytes(secs)).unwrap_or("0000-00-00 00:00:00")
+    }
+
+    /// [`local_time`](Self::local_time) as bytes (ASCII), without a UTF-8 check.
+    pub(crate) fn local_time_bytes(&mut self, secs: u64) -> &[u8] {
         if secs != self.local_secs {
             format_local_time(secs, &mut self.local);
             self.local_secs = secs;
         }
-        std::str::from_utf8(&self.local).unwrap_or("0000-00-00 00:00:00")
+        &self.local
     }
 }
 

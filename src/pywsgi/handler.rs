@@ -17,11 +17,12 @@ use crate::pool::is_cancel;
 use super::access_log;
 use super::app::Application;
 use super::body::AppError;
-use super::config::{WsgiConfig, LINGER_MAX_BYTES, LINGER_TIMEOUT};
+use super::config::{WsgiConfig, IDLE_RELEASE, LINGER_MAX_BYTES, LINGER_TIMEOUT};
 use super::conn::{is_disconnect, is_timeout, Connection};
 use super::date::now_secs;
-use super::environ::{EnvState, Environ, Remote};
-use super::head::{self, Framing, HeadError, Limits, RequestHead};
+use super::environ::{EnvState, Environ, Forwarded, Remote};
+use super::forwarded;
+use super::head::{self, Framing, HeadError, Limits};
 use super::input::Input;
 use super::io::{Link, ReadBuf, Shared};
 use super::response::{Failure, Response, StartResponse};
@@ -66,6 +67,18 @@ fn new_state(link: Shared, remote: Remote, config: &WsgiConfig) -> Box<EnvState>
     Box::new(EnvState::new(Arc::clone(&config.base), remote, input))
 }
 
+/// How the wait for the next request of a keep-alive connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Idle {
+    /// Input arrived (it is in the read buffer).
+    Input,
+    /// Input is there to read (or nothing was read): read it under this keep-alive timeout.
+    Waited(Option<Duration>),
+    /// The client closed, the keep-alive timeout passed, a read failed, or the server is
+    /// closing: close the connection.
+    Closed,
+}
+
 /// What happens after a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Next {
@@ -102,7 +115,9 @@ pub struct WsgiHandler<'a> {
     limits: Limits,
     first: bool,
     started: Instant,
-    line: String,
+    line: Vec<u8>,
+    /// The peer may send forwarded headers (`forwarded_allow_ips`).
+    forwarded_trusted: bool,
 }
 
 impl fmt::Debug for WsgiHandler<'_> {
@@ -127,13 +142,20 @@ impl<'a> WsgiHandler<'a> {
         config: &'a WsgiConfig,
         app: &'a dyn Application,
     ) -> WsgiHandler<'a> {
+        let proxy = conn.proxy_addr();
         let link = new_link(conn);
         let remote = Remote::new(peer);
+        let mut state = new_state(Rc::clone(&link), remote, config);
+        if let Some(proxy) = &proxy {
+            state.set_proxy_addr(proxy);
+        }
         WsgiHandler {
             config,
             app,
             remote,
-            state: Some(new_state(Rc::clone(&link), remote, config)),
+            forwarded_trusted: !config.forwarded_allow_ips.is_empty()
+                && config.forwarded_allow_ips.contains_peer(peer),
+            state: Some(state),
             resp: Response::boxed(Rc::clone(&link)),
             link,
             limits: Limits::new(
@@ -143,7 +165,7 @@ impl<'a> WsgiHandler<'a> {
             ),
             first: true,
             started: Instant::now(),
-            line: String::new(),
+            line: Vec::new(),
         }
     }
 
@@ -239,12 +261,15 @@ impl<'a> WsgiHandler<'a> {
             && !self.link.borrow().stream.server_closing();
         self.resp.begin(&state.head, keep_alive);
         state.begin_request();
+        if self.forwarded_trusted {
+            self.resolve_forwarded(&mut state);
+        }
         let mut env = Environ::from_state(state);
 
         self.handle_one_response(&mut env);
 
         let duration = t0.map(|t0| t0.elapsed());
-        self.log_request(env.head(), duration);
+        self.log_request(&env, duration);
         let dead = self.link.borrow().phase.is_dead();
         let mut close = self.resp.closes() || dead || env.input_ref().error().is_some();
         let mut linger = false;
@@ -277,6 +302,14 @@ impl<'a> WsgiHandler<'a> {
     /// timeouts. `Ok(None)`: the connection ended (EOF, idle timeout, error) before a request
     /// started. gevent: `WSGIHandler.read_requestline` + `read_request`.
     fn read_request(&mut self, state: &mut EnvState) -> Result<Option<usize>, Reject> {
+        let mut keepalive = self.config.keepalive_timeout;
+        if !self.first && state.input.rbuf().is_empty() {
+            match self.wait_idle(state) {
+                Idle::Input => {}
+                Idle::Waited(left) => keepalive = left,
+                Idle::Closed => return Ok(None),
+            }
+        }
         let header_timeout = self.config.header_read_timeout;
         // the first head of a connection must arrive within the header timeout of the
         // connection's start; later ones within it from their first byte
@@ -317,7 +350,7 @@ impl<'a> WsgiHandler<'a> {
                     },
                 }
             } else {
-                self.config.keepalive_timeout
+                keepalive
             };
             let res = {
                 let mut link = self.link.borrow_mut();
@@ -352,6 +385,62 @@ impl<'a> WsgiHandler<'a> {
                 }
             }
         }
+    }
+
+    /// Waits for the next request of a keep-alive connection. When none started within
+    /// [`IDLE_RELEASE`], gives the connection's buffers back and waits on without a buffer
+    /// ([`Connection::wait_input`]) for the rest of the keep-alive timeout. `Idle::Waited`:
+    /// nothing read (the connection cannot wait without a buffer), the rest of the keep-alive
+    /// timeout is the value.
+    fn wait_idle(&mut self, state: &mut EnvState) -> Idle {
+        let keepalive = self.config.keepalive_timeout;
+        if keepalive.is_some_and(|k| k <= IDLE_RELEASE) {
+            return Idle::Input;
+        }
+        let since = Instant::now();
+        let mut link = self.link.borrow_mut();
+        if !link.stream.set_idle(true) {
+            return Idle::Closed;
+        }
+        let res = link.fill(
+            state.input.rbuf_mut(),
+            self.limits.max_head(),
+            Some(IDLE_RELEASE),
+        );
+        let idle = match res {
+            Ok(0) => Idle::Closed,
+            Ok(_) => Idle::Input,
+            Err(err) if is_timeout(&err) => {
+                // idle: give the buffers back, wait on without one
+                state.release_idle();
+                link.release();
+                self.line = Vec::new();
+                let left = keepalive.map(|k| k.saturating_sub(since.elapsed()));
+                match left {
+                    Some(left) if left.is_zero() => Idle::Closed,
+                    _ => match link.wait_input(left) {
+                        Ok(None) => Idle::Waited(left),
+                        Ok(Some(0)) => Idle::Closed,
+                        Ok(Some(_)) => Idle::Waited(
+                            keepalive.map(|k| k.saturating_sub(since.elapsed()).max(IDLE_RELEASE)),
+                        ),
+                        Err(err) if is_timeout(&err) => Idle::Closed,
+                        Err(err) => {
+                            slog::debug!(self.config.base.errors, "read error";
+                                "peer" => self.remote.ip().unwrap_or("-"), "error" => %err);
+                            Idle::Closed
+                        }
+                    },
+                }
+            }
+            Err(err) => {
+                slog::debug!(self.config.base.errors, "read error";
+                    "peer" => self.remote.ip().unwrap_or("-"), "error" => %err);
+                Idle::Closed
+            }
+        };
+        link.stream.set_idle(false);
+        idle
     }
 
     /// Answers a refused head with its canned error response.
@@ -455,28 +544,59 @@ impl<'a> WsgiHandler<'a> {
         }
     }
 
+    /// Reads the request's forwarded headers (the peer is trusted).
+    #[inline(never)]
+    fn resolve_forwarded(&self, state: &mut EnvState) {
+        let head = &state.head;
+        let headers = head
+            .headers
+            .iter()
+            .map(|entry| (entry.name.get(&head.buf), entry.value.get(&head.buf)));
+        let resolved = forwarded::resolve(
+            headers,
+            self.config.forwarded_header,
+            &self.config.forwarded_allow_ips,
+        );
+        if resolved != forwarded::Resolved::default() {
+            state.set_forwarded(Forwarded {
+                scheme: resolved.scheme,
+                client: resolved.client_addr().map(|addr| Remote::new(Some(addr))),
+                replace_remote: self.config.forwarded_remote_addr,
+            });
+        }
+    }
+
     /// Writes the access-log line. gevent: `WSGIHandler.log_request`.
-    fn log_request(&mut self, head: &RequestHead, duration: Option<Duration>) {
-        self.log_line(head.request_line(), duration);
+    fn log_request(&mut self, env: &Environ, duration: Option<Duration>) {
+        if !self.config.access_log.is_off() {
+            let remote = *env.log_remote();
+            self.write_log_line(env.head().request_line(), duration, remote.ip_bytes());
+        }
     }
 
     /// Formats and writes one access-log line. gevent: `WSGIHandler.format_request`.
     #[inline]
     fn log_line(&mut self, request_line: &[u8], duration: Option<Duration>) {
         if !self.config.access_log.is_off() {
-            self.write_log_line(request_line, duration);
+            let remote = self.remote;
+            self.write_log_line(request_line, duration, remote.ip_bytes());
         }
     }
 
     #[inline(never)]
-    fn write_log_line(&mut self, request_line: &[u8], duration: Option<Duration>) {
+    fn write_log_line(
+        &mut self,
+        request_line: &[u8],
+        duration: Option<Duration>,
+        client: Option<&[u8]>,
+    ) {
         let mut line = std::mem::take(&mut self.line);
         line.clear();
         let (status, bytes_sent) = (self.resp.sent_code(), self.resp.bytes_sent());
-        let local_time = self.resp.date.local_time(now_secs());
+        let local_time = self.resp.date.local_time_bytes(now_secs());
         access_log::format_request(
             &mut line,
-            self.remote.ip(),
+            client,
             local_time,
             request_line,
             status,

@@ -262,6 +262,26 @@ impl Link {
         Ok(n)
     }
 
+    /// Flushes pending output, then waits under `timeout` for input without taking any
+    /// ([`Connection::wait_input`]): `Ok(None)` when the connection cannot wait that way.
+    pub(crate) fn wait_input(&mut self, timeout: Option<Duration>) -> io::Result<Option<usize>> {
+        self.flush()?;
+        self.set_read_timeout(timeout)?;
+        loop {
+            match self.stream.wait_input() {
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// Gives the (empty) output buffer's allocation back.
+    pub(crate) fn release(&mut self) {
+        if self.wbuf.is_empty() {
+            self.wbuf = Vec::new();
+        }
+    }
+
     /// Reads directly into `buf` (no buffering), flushing pending output first.
     pub(crate) fn read_direct(
         &mut self,
@@ -362,6 +382,17 @@ impl ReadBuf {
     pub(crate) fn shrink_if_idle(&mut self) {
         if self.is_empty() && self.buf.len() > self.initial.saturating_mul(8) {
             self.buf = Vec::new();
+        }
+    }
+
+    /// Gives the buffer back when nothing is buffered (an idle keep-alive connection); the next
+    /// read allocates it again at its initial size.
+    pub(crate) fn release(&mut self) {
+        if self.is_empty() {
+            self.buf = Vec::new();
+            self.start = 0;
+            self.end = 0;
+            self.grow_next = false;
         }
     }
 

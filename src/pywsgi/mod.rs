@@ -67,7 +67,8 @@
 //! # Layout
 //!
 //! Leaf modules first; each module imports only modules above it in this list (no cycles):
-//! `syntax.rs` (byte syntax helpers), `config.rs` (limits, timeouts), `conn.rs` (`Connection`),
+//! `syntax.rs` (byte syntax helpers), `forwarded.rs` (trusted forwarded headers), `config.rs`
+//! (limits, timeouts), `conn.rs` (`Connection`),
 //! `date.rs`, `body.rs` (`Body`, `AppError`), `io.rs` (buffers, the response `Phase`),
 //! `chunked.rs` (chunked decoder), `head/` (request head: `parse.rs`, `framing.rs` for the RFC 9112
 //! framing rules, `target.rs`), `input.rs` (`wsgi.input`), `environ/` (`Environ`; `values.rs`:
@@ -78,11 +79,12 @@
 mod access_log;
 mod app;
 mod body;
-mod chunked;
+pub(crate) mod chunked;
 mod config;
 mod conn;
 mod date;
 mod environ;
+mod forwarded;
 mod handler;
 mod head;
 mod input;
@@ -94,13 +96,14 @@ mod syntax;
 pub use app::{from_fn, Application};
 pub use body::{AppError, AppResult, Body};
 pub use config::{
-    AccessLog, WsgiConfig, WsgiSettings, BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, KEEPALIVE_TIMEOUT,
-    LINGER_MAX_BYTES, LINGER_TIMEOUT, MAX_CHUNK_EXTENSION, MAX_DISCARD, MAX_HEADERS,
-    MAX_HEADER_BLOCK, MAX_REQUEST_LINE, MAX_TRAILER_LINE, MAX_TRAILER_SECTION, READ_BUFFER_SIZE,
-    SERVER_SOFTWARE, WRITE_TIMEOUT,
+    AccessLog, WsgiConfig, WsgiSettings, BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, IDLE_RELEASE,
+    KEEPALIVE_TIMEOUT, LINGER_MAX_BYTES, LINGER_TIMEOUT, MAX_CHUNK_EXTENSION, MAX_DISCARD,
+    MAX_HEADERS, MAX_HEADER_BLOCK, MAX_REQUEST_LINE, MAX_TRAILER_LINE, MAX_TRAILER_SECTION,
+    READ_BUFFER_SIZE, SERVER_SOFTWARE, WRITE_TIMEOUT,
 };
 pub use conn::Connection;
 pub use environ::{Environ, NON_STRING_KEYS};
+pub use forwarded::ForwardedHeader;
 pub use handler::{handle_connection, WsgiHandler};
 pub use input::Input;
 pub use response::{ResponseError, StartResponse, Writer};

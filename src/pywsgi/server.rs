@@ -19,7 +19,7 @@ use crate::sendfile::send_len;
 use crate::settings::{common_builder_methods, Common};
 use crate::shared::Shared;
 use crate::socket::IntoListener;
-use crate::stream::Stream;
+use crate::stream::{PlainStream, Stream};
 
 use super::app::Application;
 use super::config::{AccessLog, WsgiConfig};
@@ -157,8 +157,16 @@ impl Connection for Served {
         self.connections.closing.load(Ordering::Relaxed)
     }
 
+    fn wait_input(&mut self) -> io::Result<Option<usize>> {
+        Connection::wait_input(&mut self.stream)
+    }
+
     fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<u64> {
         Connection::send_file(&mut self.stream, file, offset, len)
+    }
+
+    fn proxy_addr(&self) -> Option<Address> {
+        self.stream.proxy_addr().cloned()
     }
 }
 
@@ -175,10 +183,25 @@ impl Connection for Stream {
         self.shutdown(Shutdown::Write)
     }
 
+    fn wait_input(&mut self) -> io::Result<Option<usize>> {
+        if self.is_tls() {
+            return Ok(None);
+        }
+        let mut byte = [0u8; 1];
+        match self.get_ref() {
+            PlainStream::Tcp(stream) => stream.peek(&mut byte).map(Some),
+            PlainStream::Unix(stream) => stream.peek(&mut byte).map(Some),
+        }
+    }
+
     fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<u64> {
         send_len(offset, len, |offset, count| {
             self.sendfile(file, offset, count)
         })
+    }
+
+    fn proxy_addr(&self) -> Option<Address> {
+        Stream::proxy_addr(self).cloned()
     }
 }
 
@@ -239,8 +262,11 @@ pub struct WsgiServerBuilder {
     touched: Vec<&'static str>,
     /// `config()` came after settings it replaces: an error at `build()`.
     conflict: Option<String>,
+    /// A `forwarded_allow_ips` list that did not parse: an error at `build()`.
+    bad_list: Option<String>,
     #[cfg(feature = "tls")]
     tls: crate::tls::TlsBuilder,
+    proxy: crate::proxy_protocol::ProxyBuilder,
 }
 
 /// Builder methods that set one [`WsgiConfig`] setting (documented there).
@@ -287,8 +313,10 @@ impl WsgiServer {
             error_log_set: false,
             touched: Vec::new(),
             conflict: None,
+            bad_list: None,
             #[cfg(feature = "tls")]
             tls: Default::default(),
+            proxy: Default::default(),
         }
     }
 }
@@ -299,6 +327,7 @@ impl WsgiServerBuilder {
     common_builder_methods!();
     #[cfg(feature = "tls")]
     crate::tls::tls_builder_methods!();
+    crate::proxy_protocol::proxy_builder_methods!();
 
     /// Start from a whole protocol configuration (limits, timeouts, logs, environ) built
     /// elsewhere, e.g. shared by several servers. Default: [`WsgiConfig::new`]. It replaces
@@ -343,7 +372,28 @@ impl WsgiServerBuilder {
         self
     }
 
+    /// The peers whose `X-Forwarded-*` / `Forwarded` headers are believed: addresses, CIDR
+    /// networks, `unix`, `*` (see [`IpAllowList`](crate::IpAllowList); a string that does not
+    /// parse is an error at `build()`). Default: `127.0.0.1`, `::1` and Unix-socket peers, as
+    /// gunicorn. The
+    /// security model is in [`WsgiConfig::forwarded_allow_ips`].
+    pub fn forwarded_allow_ips(mut self, peers: impl Into<crate::AllowFrom>) -> Self {
+        match peers.into().into_list() {
+            Ok(list) => self.config = self.config.forwarded_allow_ips(list),
+            Err(err) => self.bad_list = Some(format!("forwarded_allow_ips: {err}")),
+        }
+        self.touched.push("forwarded_allow_ips");
+        self
+    }
+
     config_setters! {
+        /// Which forwarded headers the proxies write. Default: `X-Forwarded-For` and
+        /// `X-Forwarded-Proto`. See [`WsgiConfig::forwarded_header`].
+        forwarded_header(header: super::ForwardedHeader);
+        /// Whether the client address of trusted forwarded headers becomes `REMOTE_ADDR`,
+        /// `REMOTE_PORT` and the access log's client. Default: off.
+        /// See [`WsgiConfig::forwarded_remote_addr`].
+        forwarded_remote_addr(on: bool);
         /// Deadline for a request head, from its first byte (slow-loris): 408 after it.
         /// Default: 10 s. See [`WsgiConfig::header_read_timeout`].
         header_read_timeout(timeout: impl Into<Option<Duration>>);
@@ -393,7 +443,7 @@ impl WsgiServerBuilder {
     /// certificate files.
     #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
     pub fn build(mut self) -> Result<WsgiServer> {
-        if let Some(conflict) = self.conflict.take() {
+        if let Some(conflict) = self.conflict.take().or(self.bad_list.take()) {
             return Err(Error::InvalidConfig(conflict));
         }
         let mut config = self.config;
@@ -409,6 +459,12 @@ impl WsgiServerBuilder {
             }
             tls
         };
+        let proxy = self.proxy.finish(
+            config
+                .settings()
+                .header_read_timeout()
+                .unwrap_or(crate::proxy_protocol::PROXY_HEADER_TIMEOUT),
+        )?;
         let cell = Arc::new(ConfigCell {
             template: config,
             server: Mutex::new(Weak::new()),
@@ -428,6 +484,7 @@ impl WsgiServerBuilder {
         let extra = StreamExtra {
             #[cfg(feature = "tls")]
             tls,
+            proxy,
             ..StreamExtra::default()
         };
         let handler: Arc<dyn crate::StreamHandler> = Arc::new(handler);

@@ -74,8 +74,13 @@ impl Remote {
     }
 
     pub(crate) fn ip(&self) -> Option<&str> {
+        std::str::from_utf8(self.ip_bytes()?).ok()
+    }
+
+    /// [`ip`](Self::ip) as bytes (ASCII), without a UTF-8 check.
+    pub(crate) fn ip_bytes(&self) -> Option<&[u8]> {
         self.addr?;
-        std::str::from_utf8(&self.buf[..self.ip_len as usize]).ok()
+        Some(&self.buf[..self.ip_len as usize])
     }
 
     pub(crate) fn port(&self) -> Option<&str> {
@@ -121,7 +126,9 @@ const SHOWN_KEYS: [&str; 3] = ["REMOTE_ADDR", "REMOTE_PORT", "HTTP_HOST"];
 /// | `CONTENT_TYPE`, `CONTENT_LENGTH` | when the request has them |
 /// | `SERVER_PROTOCOL` | `HTTP/1.0` or `HTTP/1.1` |
 /// | `SERVER_NAME`, `SERVER_PORT`, `SERVER_SOFTWARE`, `GATEWAY_INTERFACE` (`CGI/1.1`), `wsgi.url_scheme` | from the server ([`WsgiConfig`](super::WsgiConfig)) |
-/// | `REMOTE_ADDR`, `REMOTE_PORT` | the client's IP and port (absent for Unix sockets) |
+/// | `REMOTE_ADDR`, `REMOTE_PORT` | the client's IP and port (absent for Unix sockets); behind a PROXY protocol balancer the client's the header gave; with [`forwarded_remote_addr`](super::WsgiConfig::forwarded_remote_addr), `may_gevent.forwarded_for` and its port |
+/// | `may_gevent.proxy_addr` | with the PROXY protocol on: the balancer's address (the socket peer, `IP:PORT`) |
+/// | `may_gevent.forwarded_for` | the client's IP as a trusted proxy's forwarded headers give it (see [`forwarded_allow_ips`](super::WsgiConfig::forwarded_allow_ips)); `wsgi.url_scheme` is then the scheme they give |
 /// | `HTTP_*` | one per header name: upper-cased, `-` turned into `_`; repeated headers joined with `,` (`; ` when the name contains COOKIE); names containing `_` dropped (gevent #819); Content-Type/Length not duplicated; for an absolute-form target `HTTP_HOST` is the target's authority (RFC 9112 3.2.2) |
 ///
 /// plus the server's extra entries and whatever the application inserted. Non-string entries are
@@ -148,6 +155,20 @@ pub(crate) struct EnvState {
     pub(crate) input: Input,
     /// Application changes: `Some` = inserted/replaced, `None` = removed.
     overrides: Vec<(String, Option<String>)>,
+    /// `may_gevent.proxy_addr`: the proxy that sent the connection's PROXY header.
+    proxy_addr: Option<Box<str>>,
+    /// What this request's trusted forwarded headers said.
+    forwarded: Forwarded,
+}
+
+/// What a request's trusted forwarded headers said (nothing for an untrusted peer).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Forwarded {
+    /// `wsgi.url_scheme`.
+    pub(crate) scheme: Option<&'static str>,
+    /// `may_gevent.forwarded_for`, and `REMOTE_ADDR`/`REMOTE_PORT` when `replace_remote`.
+    pub(crate) client: Option<Remote>,
+    pub(crate) replace_remote: bool,
 }
 
 impl EnvState {
@@ -160,7 +181,42 @@ impl EnvState {
             remote,
             input,
             overrides: Vec::new(),
+            proxy_addr: None,
+            forwarded: Forwarded::default(),
         }
+    }
+
+    /// The connection came through a proxy (a PROXY header) at `addr`.
+    pub(crate) fn set_proxy_addr(&mut self, addr: &crate::Address) {
+        self.proxy_addr = Some(addr.to_string().into_boxed_str());
+    }
+
+    /// What this request's forwarded headers said (after [`begin_request`](Self::begin_request)).
+    pub(crate) fn set_forwarded(&mut self, forwarded: Forwarded) {
+        self.forwarded = forwarded;
+    }
+
+    /// `REMOTE_ADDR`/`REMOTE_PORT` (and the access log's client): the peer, or the forwarded
+    /// client when configured so.
+    pub(crate) fn remote(&self) -> &Remote {
+        match &self.forwarded {
+            Forwarded {
+                client: Some(client),
+                replace_remote: true,
+                ..
+            } => client,
+            _ => &self.remote,
+        }
+    }
+
+    /// Gives the per-request allocations back while the connection is idle between requests:
+    /// the head's copy and header slots, the header values, the application's overrides and
+    /// the read buffer (which must be empty). They are made again by the next request.
+    pub(crate) fn release_idle(&mut self) {
+        self.head.release();
+        self.values.release();
+        self.overrides = Vec::new();
+        self.input.rbuf_mut().release();
     }
 
     /// Makes ready for the request just parsed into `head`: its body, its header values, no
@@ -170,6 +226,7 @@ impl EnvState {
             .reset(self.head.framing, self.head.expect_continue);
         self.values.reset();
         self.overrides.clear();
+        self.forwarded = Forwarded::default();
     }
 }
 
@@ -188,6 +245,11 @@ impl Environ {
 
     pub(crate) fn head(&self) -> &RequestHead {
         &self.state.head
+    }
+
+    /// The client the access log shows.
+    pub(crate) fn log_remote(&self) -> &Remote {
+        self.state.remote()
     }
 
     /// The value of a string entry (`env['PATH_INFO']`), `None` if absent or not a string.
@@ -265,6 +327,8 @@ impl Environ {
             "SERVER_PROTOCOL",
             "REMOTE_ADDR",
             "REMOTE_PORT",
+            "may_gevent.proxy_addr",
+            "may_gevent.forwarded_for",
         ] {
             if let Some(value) = self.request_value(key).or_else(|| self.state.base.get(key)) {
                 entries.push((Cow::Borrowed(key), value));
@@ -324,8 +388,11 @@ impl Environ {
                 .content_length
                 .and_then(|i| head.headers.get(i as usize))
                 .map(|entry| entry.value.str(&head.buf)),
-            "REMOTE_ADDR" => self.state.remote.ip(),
-            "REMOTE_PORT" => self.state.remote.port(),
+            "REMOTE_ADDR" => self.state.remote().ip(),
+            "REMOTE_PORT" => self.state.remote().port(),
+            "wsgi.url_scheme" => self.state.forwarded.scheme,
+            "may_gevent.proxy_addr" => self.state.proxy_addr.as_deref(),
+            "may_gevent.forwarded_for" => self.state.forwarded.client.as_ref()?.ip(),
             _ => {
                 let name = key.strip_prefix("HTTP_")?;
                 self.state
@@ -429,7 +496,8 @@ impl Environ {
         self.get("REMOTE_PORT")
     }
 
-    /// The client's socket address, when it has one.
+    /// The client's socket address, when it has one (behind a PROXY protocol balancer, the
+    /// address its header gave; never the forwarded headers' client).
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.state.remote.addr
     }

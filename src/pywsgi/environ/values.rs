@@ -61,6 +61,12 @@ impl EnvValues {
         }
     }
 
+    /// Gives every allocation back (an idle keep-alive connection).
+    pub(crate) fn release(&mut self) {
+        self.prepared.take();
+        self.spare.take();
+    }
+
     fn prepared(&self, head: &RequestHead) -> &Prepared {
         self.prepared
             .get_or_init(|| prepare(head, self.spare.take()))

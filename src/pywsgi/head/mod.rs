@@ -159,6 +159,15 @@ impl RequestHead {
     }
 
     /// Clears the head for the next request (the allocations stay).
+    /// Gives every allocation back (an idle keep-alive connection); the head is empty after.
+    pub(crate) fn release(&mut self) {
+        self.reset();
+        self.buf = Vec::new();
+        self.headers = Vec::new();
+        self.path_decoded = String::new();
+        self.store = Vec::new();
+    }
+
     pub(super) fn reset(&mut self) {
         self.buf.clear();
         self.headers.clear();
