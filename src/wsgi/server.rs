@@ -583,7 +583,9 @@ impl WsgiServerBuilder {
     /// The protocol configuration (the environ's server entries, logs, head limits), as for
     /// pywsgi. Only these of its settings apply here: `access_log`, `error_log`,
     /// `server_name`, `server_port`, `server_software`, `url_scheme`, `environ`,
-    /// `max_request_line`, `max_header_block`, `keep_alive`. The timeouts do not (see
+    /// `max_request_line`, `max_header_block`, `keep_alive`, and the forwarded-header trust
+    /// (`forwarded_allow_ips`, `forwarded_remote_addr`; the peer is the TCP client, there is no
+    /// PROXY protocol here). The timeouts do not (see
     /// [`idle_timeout`](Self::idle_timeout) and [`body_read_timeout`](Self::body_read_timeout)),
     /// nor `max_body_size` (see [`max_body_size`](Self::max_body_size)). Call it before the
     /// other setters, which change the configuration it sets.
