@@ -31,8 +31,8 @@
 //! **pywsgi.** Measured on the hello world (`cargo bench --bench http`, 1 may worker each,
 //! pywsgi, this server and raw may_minihttp in the same run; figures in the README), this
 //! server is not cheaper than pywsgi: the same server CPU per request at 16 keep-alive
-//! connections (0.98x–1.26x pywsgi's in three runs, within the noise), 1.13x–1.47x at 256
-//! connections and 1.7x–1.9x with 16-deep pipelining. may_minihttp's engine is cheap, but
+//! connections (0.97x–1.26x pywsgi's in four runs, within the noise), 1.13x–1.47x at 256
+//! connections and 1.7x–2.2x with 16-deep pipelining. may_minihttp's engine is cheap, but
 //! pywsgi's is already within 1.0x–1.3x of it, and a WSGI application needs the environ,
 //! `start_response` and the response checks, which this server takes from pywsgi and runs on
 //! a copy of each request, on top of may_minihttp's own parsing. What it adds is
