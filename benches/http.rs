@@ -1,5 +1,6 @@
-//! End-to-end HTTP benchmark (issues 3 and 4): gevent's `wsgiserver` hello world on
-//! `WsgiServer` against a may_minihttp hello world (same status, content type and body), each
+//! End-to-end HTTP benchmark (issues 3, 4 and 12): gevent's `wsgiserver` hello world on
+//! `WsgiServer` and on `wsgi::WsgiServer` (the same application on may_minihttp's engine)
+//! against a may_minihttp hello world (same status, content type and body), each
 //! in its own child process with one may worker, measured in the same run with interleaved
 //! rounds (medians shown).
 //!
@@ -32,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use support::http::{
     hello_parser, open_idle_http, perf_counts, strace_counts, verify_server, TestCert, MINIHTTP,
-    REQUEST, ROLES, WSGI, WSGI_LOG, WSGI_TLS,
+    REQUEST, ROLES, WSGI, WSGI_LOG, WSGI_MINIHTTP, WSGI_TLS,
 };
 use support::{env_or, median, ChildServer, Load, Measured, Table};
 
@@ -43,8 +44,9 @@ const CASES: [(&str, usize, usize); 3] = [
     ("pipelined x16", 16, 16),
 ];
 
-/// Plain HTTP servers; the last one is the reference of the ratios.
-const SERVERS: [&str; 3] = [WSGI, WSGI_LOG, MINIHTTP];
+/// Plain HTTP servers; the last one is the reference of the ratios (the first, pywsgi's
+/// `WsgiServer`, that of the "vs WsgiServer" column).
+const SERVERS: [&str; 4] = [WSGI, WSGI_LOG, WSGI_MINIHTTP, MINIHTTP];
 
 struct Settings {
     warmup: Duration,
@@ -216,12 +218,14 @@ fn throughput(
         "req/s vs minihttp",
         "CPU/req vs minihttp",
         "(rounds: min-max)",
+        "CPU/req vs WsgiServer",
     ]);
     let reference = SERVERS.len() - 1;
     for (c, &(label, conns, _)) in CASES.iter().enumerate() {
         for (s, server) in SERVERS.iter().enumerate() {
             let (rate, cpu, user) = summary(&plain[c][s]);
             let (rate_ratio, cpu_ratio, lo, hi) = paired(&plain[c][s], &plain[c][reference]);
+            let (_, vs_wsgi, _, _) = paired(&plain[c][s], &plain[c][0]);
             table.row(vec![
                 label.to_string(),
                 conns.to_string(),
@@ -232,6 +236,7 @@ fn throughput(
                 format!("{rate_ratio:.2}x"),
                 format!("{cpu_ratio:.2}x"),
                 format!("{lo:.2}-{hi:.2}"),
+                format!("{vs_wsgi:.2}x"),
             ]);
         }
     }
@@ -240,7 +245,9 @@ fn throughput(
         "CPU/req vs minihttp = our CPU per request / may_minihttp's in the same round, median \
          over the rounds (target <= 1.25x, goal < 1.00x). On 2 cores the client saturates its core first, so CPU per request is the \
          figure that counts; user us/req is its user-mode part (the rest is kernel time); \
-         /proc CPU time has 10 ms resolution."
+         /proc CPU time has 10 ms resolution. CPU/req vs WsgiServer = the same against \
+         pywsgi's WsgiServer (access log off) in the same round; wsgi::WsgiServer is the same \
+         application on may_minihttp's engine (feature minihttp)."
     );
     if wrap.is_some() {
         let mut table = Table::new(&[
@@ -356,7 +363,7 @@ fn syscalls(settings: &Settings) {
     let mut others = Vec::new();
     let mut tool = "perf";
     for &(label, conns, depth) in [CASES[0], CASES[1], CASES[2]].iter() {
-        for server in [WSGI, MINIHTTP] {
+        for server in [WSGI, WSGI_MINIHTTP, MINIHTTP] {
             let child = ChildServer::spawn(server).expect("start server child");
             let mut load = Load::new(child.addr(), conns, REQUEST, hello_parser);
             load.depth = depth;

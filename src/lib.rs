@@ -178,6 +178,11 @@
 //! a 400 and the connection closes), bounds every buffer and every wait (header, keep-alive,
 //! body and write timeouts), and never panics on network input. See [`pywsgi`] for the rules.
 //!
+//! gevent's other WSGI server, the fully buffered `gevent.wsgi.WSGIServer`, is
+//! `may_gevent::wsgi::WsgiServer` (cargo feature `minihttp`, on by default): the same
+//! application on may_minihttp's engine, with that engine's limits and, as measured, no gain
+//! in speed over pywsgi; its module documentation says when (rarely) to pick it.
+//!
 //! ## TLS
 //!
 //! With the `tls` feature (on by default; it needs OpenSSL through `native-tls`), any stream
@@ -284,6 +289,8 @@ mod threadpool;
 #[cfg(feature = "tls")]
 mod tls;
 mod wait;
+#[cfg(feature = "minihttp")]
+pub mod wsgi;
 
 pub use address::{parse_address, Address};
 pub use backoff::{MAX_DELAY, MIN_DELAY};

@@ -20,6 +20,8 @@ pub(crate) const WSGI: &str = "WsgiServer";
 pub(crate) const WSGI_LOG: &str = "WsgiServer+access-log";
 pub(crate) const WSGI_TLS: &str = "WsgiServer+TLS";
 pub(crate) const MINIHTTP: &str = "may_minihttp";
+/// `may_gevent::wsgi::WsgiServer` (the same application on may_minihttp's engine).
+pub(crate) const WSGI_MINIHTTP: &str = "wsgi::WsgiServer";
 
 /// Every HTTP server role, for [`super::serve_if_child`].
 pub(crate) const ROLES: &[Role] = &[
@@ -27,6 +29,8 @@ pub(crate) const ROLES: &[Role] = &[
     (WSGI_LOG, wsgi_logged),
     (WSGI_TLS, wsgi_tls),
     (MINIHTTP, minihttp),
+    #[cfg(feature = "minihttp")]
+    (WSGI_MINIHTTP, wsgi_minihttp),
 ];
 
 /// The environment variables that give the TLS role its certificate and key files.
@@ -84,6 +88,21 @@ fn wsgi_tls() -> Running {
             .into()
     };
     start_wsgi(AccessLog::Off, Some((file(TLS_ENV.0), file(TLS_ENV.1))))
+}
+
+/// The same application on `may_gevent::wsgi::WsgiServer`, access log off.
+#[cfg(feature = "minihttp")]
+fn wsgi_minihttp() -> Running {
+    let server = may_gevent::wsgi::WsgiServer::builder("127.0.0.1:0", application)
+        .access_log(None)
+        .build()
+        .expect("build wsgi::WsgiServer");
+    server.start().expect("start wsgi::WsgiServer");
+    let port = server.server_port().expect("bound port");
+    Running {
+        port,
+        keep: Box::new(server),
+    }
 }
 
 /// may_minihttp's hello world, answering like [`application`].

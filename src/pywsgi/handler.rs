@@ -210,6 +210,24 @@ impl<'a> WsgiHandler<'a> {
         }
     }
 
+    /// Serves one request already available on the connection (the buffered `wsgi` server's
+    /// in-memory exchange) and writes its response out; `false` when the connection must
+    /// close after it.
+    #[cfg(feature = "minihttp")]
+    pub(crate) fn serve_buffered(&mut self) -> bool {
+        match self.handle_one_request() {
+            Next::KeepAlive => self.resp.flush().is_ok(),
+            Next::Close => {
+                let _ = self.resp.flush();
+                false
+            }
+            Next::Linger => {
+                self.linger();
+                false
+            }
+        }
+    }
+
     fn log(&self) -> &slog::Logger {
         &self.config.base.errors
     }

@@ -107,6 +107,8 @@ pub use forwarded::ForwardedHeader;
 pub use handler::{handle_connection, WsgiHandler};
 pub use input::Input;
 pub use response::{ResponseError, StartResponse, Writer};
+#[cfg(feature = "minihttp")]
+pub(crate) use server::update_environ;
 pub use server::{WsgiServer, WsgiServerBuilder};
 
 /// Internals exposed for benchmarks and fuzzing only; not a stable API.

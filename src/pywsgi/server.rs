@@ -527,7 +527,7 @@ impl ConfigCell {
 /// gevent `WSGIServer.update_environ`: SERVER_NAME is the host's name (`localhost` for
 /// loopback, the machine's host name for a wildcard address), SERVER_PORT the bound port;
 /// both empty for Unix sockets. Values the user set are kept.
-fn update_environ(template: &WsgiConfig, address: Option<&Address>) -> WsgiConfig {
+pub(crate) fn update_environ(template: &WsgiConfig, address: Option<&Address>) -> WsgiConfig {
     let mut config = template.clone();
     let Some(inet) = address.and_then(Address::as_inet) else {
         return config;
