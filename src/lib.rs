@@ -296,6 +296,9 @@ pub use handler::{DatagramHandler, HandlerError, HandlerResult, IntoHandlerResul
 pub use ip_allow::{AllowFrom, IpAllowList};
 pub use log::{default_logger, discard_logger, StderrDrain};
 pub use pool::Pool;
+pub use pool::{
+    joinall, killall, spawn, AnyGreenlet, Greenlet, GreenletError, Group, IMap, IMapUnordered,
+};
 pub use proxy_protocol::{PROXY_HEADER_TIMEOUT, PROXY_V1_MAX, PROXY_V2_MAX};
 pub use pywsgi::{WsgiServer, WsgiServerBuilder};
 pub use resolver::{getaddrinfo, LookupFn, Resolver, RESOLVE_TIMEOUT};
