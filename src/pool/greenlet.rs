@@ -99,7 +99,54 @@ struct State<T> {
     /// `None` while the task runs.
     outcome: Option<Outcome<T>>,
     /// One slot in each pool that tracks the task, released when it finishes or is discarded.
-    links: Vec<Permit>,
+    links: Links,
+}
+
+/// The pool slots a task holds: almost always one (the pool it was spawned in), kept inline.
+#[derive(Default)]
+struct Links {
+    first: Option<Permit>,
+    more: Vec<Permit>,
+}
+
+impl Links {
+    fn push(&mut self, permit: Permit) {
+        match self.first {
+            None => self.first = Some(permit),
+            Some(_) => self.more.push(permit),
+        }
+    }
+
+    fn holds(&self, pool: &Arc<PoolInner>) -> bool {
+        self.first
+            .iter()
+            .chain(&self.more)
+            .any(|held| Arc::ptr_eq(&held.pool, pool))
+    }
+
+    /// Take the permit of `pool` out, if held.
+    fn remove(&mut self, pool: &Arc<PoolInner>) -> Option<Permit> {
+        if self
+            .first
+            .as_ref()
+            .is_some_and(|held| Arc::ptr_eq(&held.pool, pool))
+        {
+            let permit = self.first.take();
+            if !self.more.is_empty() {
+                self.first = Some(self.more.swap_remove(0));
+            }
+            return permit;
+        }
+        let at = self
+            .more
+            .iter()
+            .position(|held| Arc::ptr_eq(&held.pool, pool))?;
+        Some(self.more.swap_remove(at))
+    }
+
+    fn into_iter(self) -> impl Iterator<Item = Permit> {
+        self.first.into_iter().chain(self.more)
+    }
 }
 
 /// What a greenlet's handles share: its outcome, its pool slots and its done flag.
@@ -132,7 +179,7 @@ impl<T> Core<T> {
             done: SyncFlag::new(),
             state: Mutex::new(State {
                 outcome: None,
-                links: Vec::new(),
+                links: Links::default(),
             }),
         }
     }
@@ -152,7 +199,7 @@ impl<T> Core<T> {
             state.outcome = Some(outcome);
             std::mem::take(&mut state.links)
         };
-        for permit in links {
+        for permit in links.into_iter() {
             permit.pool.leave(self.id);
             drop(permit);
         }
@@ -183,12 +230,7 @@ impl<T: Send + 'static> CoreDyn for Core<T> {
 
     fn link(&self, permit: Permit, me: &AnyGreenlet) -> Result<(), Permit> {
         let mut state = self.lock();
-        if state.outcome.is_some()
-            || state
-                .links
-                .iter()
-                .any(|held| Arc::ptr_eq(&held.pool, &permit.pool))
-        {
+        if state.outcome.is_some() || state.links.holds(&permit.pool) {
             return Err(permit);
         }
         // Lock order: a greenlet's state, then a pool's (never the other way round).
@@ -198,12 +240,7 @@ impl<T: Send + 'static> CoreDyn for Core<T> {
     }
 
     fn unlink(&self, pool: &Arc<PoolInner>) -> Option<Permit> {
-        let mut state = self.lock();
-        let at = state
-            .links
-            .iter()
-            .position(|held| Arc::ptr_eq(&held.pool, pool))?;
-        Some(state.links.swap_remove(at))
+        self.lock().links.remove(pool)
     }
 }
 
