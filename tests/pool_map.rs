@@ -671,5 +671,5 @@ fn group_is_an_unbounded_pool() {
         .collect();
     assert_eq!(values, vec![1, 2, 3]);
     let pool: Pool = group.clone().into();
-    assert!(pool.is_empty());
+    assert!(pool.join(WAIT));
 }

@@ -6,7 +6,7 @@ use std::any::Any;
 use std::fmt;
 use std::ops::Deref;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -153,6 +153,10 @@ impl Links {
 pub(crate) struct Core<T> {
     id: u64,
     co: OnceLock<Coroutine>,
+    /// Set with the outcome, before the pool slots are released (gevent: `dead` before the
+    /// links run).
+    finished: AtomicBool,
+    /// Fired once the outcome is recorded and the slots are released.
     done: SyncFlag,
     state: Mutex<State<T>>,
 }
@@ -162,6 +166,8 @@ pub(crate) trait CoreDyn: Send + Sync {
     fn id(&self) -> u64;
     fn coroutine(&self) -> Option<&Coroutine>;
     fn done(&self) -> &SyncFlag;
+    /// The outcome is recorded (the pool slots may not be released yet).
+    fn finished(&self) -> bool;
     /// `None` while running, `Some(None)` when it returned, `Some(Some(err))` when it failed.
     fn status(&self) -> Option<Option<GreenletError>>;
     /// Track it in the pool of `permit`; gives the permit back if it has finished or is
@@ -176,6 +182,7 @@ impl<T> Core<T> {
         Core {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             co: OnceLock::new(),
+            finished: AtomicBool::new(false),
             done: SyncFlag::new(),
             state: Mutex::new(State {
                 outcome: None,
@@ -197,6 +204,7 @@ impl<T> Core<T> {
         let links = {
             let mut state = self.lock();
             state.outcome = Some(outcome);
+            self.finished.store(true, Ordering::Release);
             std::mem::take(&mut state.links)
         };
         for permit in links.into_iter() {
@@ -218,6 +226,10 @@ impl<T: Send + 'static> CoreDyn for Core<T> {
 
     fn done(&self) -> &SyncFlag {
         &self.done
+    }
+
+    fn finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
     }
 
     fn status(&self) -> Option<Option<GreenletError>> {
@@ -351,8 +363,12 @@ impl AnyGreenlet {
 
     /// True once the task has finished: returned, panicked or been killed.
     /// gevent: `Greenlet.ready()` / `dead`.
+    ///
+    /// As in gevent, a task is ready a moment before it has left its pools: when
+    /// [`join`](AnyGreenlet::join) returns, its slots are free; when [`Pool::join`] returns,
+    /// its members are ready.
     pub fn ready(&self) -> bool {
-        self.core.done().is_fired()
+        self.core.finished()
     }
 
     /// True once the task has finished by returning a value. gevent: `Greenlet.successful()`.
@@ -370,7 +386,8 @@ impl AnyGreenlet {
     }
 
     /// Wait until the task finishes or `timeout` passes (`None`: no limit). Returns true if
-    /// it has finished. gevent: `Greenlet.join(timeout)` (which returns `None`; see `ready()`).
+    /// it has finished (and left its pools). gevent: `Greenlet.join(timeout)` (which returns
+    /// `None`; see `ready()`).
     pub fn join(&self, timeout: impl Into<Option<Duration>>) -> bool {
         match timeout.into() {
             Some(timeout) => self.core.done().wait_timeout(timeout),

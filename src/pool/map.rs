@@ -157,7 +157,8 @@ impl Pool {
     /// consumer stops the producer instead of letting results pile up: the default is twice
     /// the pool size (1024 for an unbounded pool); set it with [`IMap::maxsize`]. Results that finish out of order wait in the iterator
     /// (within that bound). A failed item yields `Err` in its place and iteration goes on;
-    /// a panic of the items' iterator yields one last `Err`.
+    /// a panic of the items' iterator yields one last `Err`, after the results of the items
+    /// it produced.
     ///
     /// Dropping the iterator stops the producer; tasks already running finish on their own.
     ///
@@ -207,6 +208,7 @@ impl Pool {
     {
         IMapUnordered {
             feed: Feed::new(self, f, items),
+            failure: None,
         }
     }
 }
@@ -434,6 +436,8 @@ impl<T> fmt::Debug for IMap<T> {
 /// gevent: `IMapUnordered`.
 pub struct IMapUnordered<T> {
     feed: Feed<T>,
+    /// The panic of the items' iterator, yielded last.
+    failure: Option<GreenletError>,
 }
 
 impl<T: Send + 'static> IMapUnordered<T> {
@@ -446,9 +450,13 @@ impl<T: Send + 'static> Iterator for IMapUnordered<T> {
     fn next(&mut self) -> Option<Self::Item> {
         let run = self.feed.running();
         loop {
-            if run.finished || run.total == Some(run.received) {
-                run.finished = true;
+            if run.finished {
                 return None;
+            }
+            if run.total == Some(run.received) {
+                // The iterator's panic comes after the results of the items it produced.
+                run.finished = true;
+                return self.failure.take().map(Err);
             }
             match run.rx.recv() {
                 Ok(Msg::Item(_, result)) => {
@@ -456,10 +464,9 @@ impl<T: Send + 'static> Iterator for IMapUnordered<T> {
                     run.release();
                     return Some(result);
                 }
-                Ok(Msg::End(total, None)) => run.total = Some(total),
-                Ok(Msg::End(_, Some(err))) => {
-                    run.finished = true;
-                    return Some(Err(err));
+                Ok(Msg::End(total, failure)) => {
+                    run.total = Some(total);
+                    self.failure = failure;
                 }
                 Err(_) => {
                     run.finished = true;
