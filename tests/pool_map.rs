@@ -673,3 +673,37 @@ fn group_is_an_unbounded_pool() {
     let pool: Pool = group.clone().into();
     assert!(pool.join(WAIT));
 }
+
+#[test]
+fn a_group_runs_a_servers_handlers_and_iterates_over_them() {
+    use std::io::{Read, Write};
+    let group = Group::new();
+    let entered = Arc::new(SyncFlag::new());
+    let e = entered.clone();
+    let server = may_gevent::StreamServer::builder(
+        "127.0.0.1:0",
+        move |mut stream: may_gevent::Stream, _addr: may_gevent::Address| {
+            e.fire();
+            let mut byte = [0u8; 1];
+            if stream.read(&mut byte).unwrap_or(0) == 1 {
+                let _ = stream.write_all(&byte);
+            }
+        },
+    )
+    .spawn(&group)
+    .build()
+    .unwrap();
+    server.start().unwrap();
+    let mut client = support::connect(support::inet(&server));
+    assert!(entered.wait_timeout(WAIT));
+    // the handler is a member of the group, seen as a greenlet
+    let members = group.greenlets();
+    assert_eq!(members.len(), 1);
+    assert!(!members[0].ready());
+    client.write_all(b"x").unwrap();
+    assert_eq!(support::read_exact(&mut client, 1), b"x");
+    assert!(members[0].join(WAIT));
+    assert!(members[0].successful());
+    assert!(group.join(WAIT));
+    server.stop(None);
+}

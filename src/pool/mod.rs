@@ -27,8 +27,16 @@ use may::sync::{Semphore, SyncFlag};
 /// gevent's `Pool(None)`/`Group`: it only tracks its members so they can be joined or killed.
 ///
 /// A member's slot is released on every exit path: return, panic, or cancel by [`Pool::kill`].
-/// (A coroutine stack overflow does not unwind, so it cannot release its slot; give handlers
-/// enough stack.) Cloning a `Pool` gives another handle to the same pool.
+/// (A coroutine stack overflow does not unwind, so it cannot release its slot, and its
+/// [`Greenlet`] never becomes ready; give handlers enough stack.) Cloning a `Pool` gives
+/// another handle to the same pool.
+///
+/// gevent's whole `Pool` API is here: [`spawn`](Pool::spawn) returns a [`Greenlet`] handle;
+/// [`apply`](Pool::apply), [`apply_async`](Pool::apply_async), [`map`](Pool::map),
+/// [`imap`](Pool::imap) and [`imap_unordered`](Pool::imap_unordered) run many calls through
+/// the pool; [`add`](Pool::add), [`discard`](Pool::discard), [`killone`](Pool::killone),
+/// [`contains`](Pool::contains) and `for g in &pool` manage its members. [`Group`] is the
+/// unbounded pool under gevent's name.
 ///
 /// ```
 /// use may_gevent::Pool;
@@ -423,7 +431,7 @@ impl Pool {
     }
 }
 
-impl<'a> IntoIterator for &'a Pool {
+impl IntoIterator for &Pool {
     type Item = AnyGreenlet;
     type IntoIter = std::vec::IntoIter<AnyGreenlet>;
 
