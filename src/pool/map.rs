@@ -286,7 +286,8 @@ where
     T: Send + 'static,
 {
     let (tx, rx) = mpsc::channel();
-    let credits = maxsize.map(|n| Arc::new(Semphore::new(n)));
+    // may's semaphore counts in an isize.
+    let credits = maxsize.map(|n| Arc::new(Semphore::new(n.min(isize::MAX as usize / 2))));
     let closed = Arc::new(AtomicBool::new(false));
     let (c, stop) = (credits.clone(), closed.clone());
     let producer = may::go!(move || {

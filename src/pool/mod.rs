@@ -142,11 +142,13 @@ impl PoolInner {
     /// locks). The caller drops the member's permit afterwards, so the slot frees once the
     /// member is gone from `live`.
     fn leave(&self, id: u64) {
-        let (joined, left) = {
+        let (joined, left, _gone) = {
             let mut state = self.lock();
-            if state.live.remove(&id).is_none() {
+            // Dropped after the lock is released: it may be the last handle of the greenlet,
+            // and dropping that drops the task's value (user code).
+            let Some(gone) = state.live.remove(&id) else {
                 return;
-            }
+            };
             if !state.cancelled.is_empty() {
                 state.cancelled.remove(&id);
             }
@@ -155,7 +157,7 @@ impl PoolInner {
             } else {
                 Vec::new()
             };
-            (joined, std::mem::take(&mut state.leave_waiters))
+            (joined, std::mem::take(&mut state.leave_waiters), gone)
         };
         for waiter in joined.into_iter().chain(left) {
             waiter.fire();
