@@ -264,3 +264,34 @@ fn a_greenlet_spawned_alone_belongs_to_no_pool() {
     go.fire();
     assert!(g.join(WAIT));
 }
+
+#[test]
+fn killing_twice_by_every_route_is_harmless() {
+    watchdog::arm();
+    let pool = Pool::new(3);
+    let (tx, dropped) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let jobs: Vec<_> = (0..3)
+        .map(|n| {
+            let guard = Guard(Mutex::new(tx.lock().unwrap().clone()), n);
+            pool.spawn(move || {
+                let _guard = guard;
+                may::coroutine::sleep(Duration::from_secs(3600));
+            })
+        })
+        .collect();
+    assert!(jobs[0].kill(WAIT));
+    assert!(jobs[0].kill(WAIT));
+    assert!(pool.killone(&jobs[1], WAIT));
+    assert!(jobs[1].kill(WAIT));
+    assert!(killall(&jobs, WAIT));
+    assert!(pool.kill(WAIT));
+    let mut seen: Vec<usize> = (0..3)
+        .map(|_| dropped.recv_timeout(WAIT).unwrap())
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, vec![0, 1, 2]);
+    // each guard ran once
+    assert!(dropped.recv_timeout(Duration::from_millis(10)).is_err());
+    assert_eq!(pool.free_count(), 3);
+}

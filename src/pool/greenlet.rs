@@ -156,6 +156,8 @@ pub(crate) struct Core<T> {
     /// Set with the outcome, before the pool slots are released (gevent: `dead` before the
     /// links run).
     finished: AtomicBool,
+    /// A cancel was sent: never send a second one (it would wake the task in its `Drop`s).
+    cancelled: AtomicBool,
     /// Fired once the outcome is recorded and the slots are released.
     done: SyncFlag,
     state: Mutex<State<T>>,
@@ -168,6 +170,8 @@ pub(crate) trait CoreDyn: Send + Sync {
     fn done(&self) -> &SyncFlag;
     /// The outcome is recorded (the pool slots may not be released yet).
     fn finished(&self) -> bool;
+    /// Mark it cancelled; false if it already was.
+    fn mark_cancelled(&self) -> bool;
     /// `None` while running, `Some(None)` when it returned, `Some(Some(err))` when it failed.
     fn status(&self) -> Option<Option<GreenletError>>;
     /// Track it in the pool of `permit`; gives the permit back if it has finished or is
@@ -183,6 +187,7 @@ impl<T> Core<T> {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             co: OnceLock::new(),
             finished: AtomicBool::new(false),
+            cancelled: AtomicBool::new(false),
             done: SyncFlag::new(),
             state: Mutex::new(State {
                 outcome: None,
@@ -230,6 +235,10 @@ impl<T: Send + 'static> CoreDyn for Core<T> {
 
     fn finished(&self) -> bool {
         self.finished.load(Ordering::Acquire)
+    }
+
+    fn mark_cancelled(&self) -> bool {
+        !self.cancelled.swap(true, Ordering::AcqRel)
     }
 
     fn status(&self) -> Option<Option<GreenletError>> {
@@ -418,14 +427,18 @@ impl AnyGreenlet {
         self.join(deadline.timeout())
     }
 
-    /// Send the cancel; false if the coroutine is still being created (try again).
+    /// Send the cancel, once per task whoever asks ([`kill`](AnyGreenlet::kill),
+    /// [`Pool::kill`], [`killall`]); false if the coroutine is still being created (try
+    /// again).
     pub(crate) fn cancel(&self) -> bool {
         if self.ready() {
             return true;
         }
         match self.core.coroutine() {
             Some(co) => {
-                cancel(co);
+                if self.core.mark_cancelled() {
+                    cancel(co);
+                }
                 true
             }
             None => false,
@@ -658,12 +671,13 @@ where
         if deadline.left().is_zero() {
             break;
         }
-        if !greenlet.ready() {
-            greenlet.kill(deadline.left().min(KILL_EACH));
+        if !greenlet.ready() && greenlet.cancel() {
+            greenlet.join(deadline.left().min(KILL_EACH));
         }
     }
     for greenlet in &all {
         greenlet.cancel();
     }
+    // `kill` sends what is still missing (a coroutine that was being created) and waits.
     all.iter().all(|greenlet| greenlet.kill(deadline.timeout()))
 }

@@ -98,7 +98,9 @@ impl Pool {
     /// in the order of the items. gevent: `Pool.map(func, iterable)`.
     ///
     /// The items are consumed and the tasks spawned from a helper coroutine (as gevent does),
-    /// so the caller may be a thread or a coroutine.
+    /// so the caller may be a thread or a coroutine. Called from a member of this pool, the
+    /// items wait for the *other* members' slots (as in gevent): from the only member of
+    /// `Pool::new(1)` it would wait forever.
     ///
     /// # Errors
     /// The failure of the first item (in the order of the items) that panicked or was

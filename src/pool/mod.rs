@@ -405,10 +405,10 @@ impl Pool {
             })
         };
         while !left(deadline).is_zero() {
-            let Some((id, co, leave)) = self.next_to_cancel() else {
+            let Some((id, greenlet, leave)) = self.next_to_cancel() else {
                 break;
             };
-            cancel(&co);
+            greenlet.cancel();
             self.wait_leave(id, leave, left(deadline).min(KILL_EACH));
         }
         loop {
@@ -449,17 +449,18 @@ const KILL_EACH: Duration = Duration::from_millis(100);
 impl Pool {
     /// A running member not cancelled yet, marked as cancelled, with a flag that fires when
     /// any member leaves.
-    fn next_to_cancel(&self) -> Option<(u64, Coroutine, Arc<SyncFlag>)> {
+    fn next_to_cancel(&self) -> Option<(u64, AnyGreenlet, Arc<SyncFlag>)> {
         let mut state = self.inner.lock();
-        let (id, co) = state
+        let (id, greenlet) = state
             .live
             .iter()
-            .filter(|(id, _)| !state.cancelled.contains(id))
-            .find_map(|(id, g)| g.core().coroutine().map(|co| (*id, co.clone())))?;
+            .filter(|(id, g)| !state.cancelled.contains(id) && g.core().coroutine().is_some())
+            .map(|(id, g)| (*id, g.clone()))
+            .next()?;
         state.cancelled.insert(id);
         let leave = Arc::new(SyncFlag::new());
         state.leave_waiters.push(leave.clone());
-        Some((id, co, leave))
+        Some((id, greenlet, leave))
     }
 
     /// Wait until member `id` has left the pool, at most `timeout`.
@@ -482,27 +483,24 @@ impl Pool {
     /// Send a cancel to every member not cancelled yet, without waiting.
     /// Returns false when the pool is empty.
     pub(crate) fn cancel_all(&self) -> bool {
-        let to_cancel: Vec<Coroutine> = {
+        let to_cancel: Vec<AnyGreenlet> = {
             let mut state = self.inner.lock();
             if state.live.is_empty() {
                 return false;
             }
-            let fresh: Vec<(u64, Coroutine)> = state
+            let fresh: Vec<AnyGreenlet> = state
                 .live
                 .iter()
-                .filter(|(id, _)| !state.cancelled.contains(id))
-                .filter_map(|(id, g)| g.core().coroutine().map(|co| (*id, co.clone())))
+                .filter(|(id, g)| !state.cancelled.contains(id) && g.core().coroutine().is_some())
+                .map(|(_, g)| g.clone())
                 .collect();
+            for greenlet in &fresh {
+                state.cancelled.insert(greenlet.id());
+            }
             fresh
-                .into_iter()
-                .map(|(id, co)| {
-                    state.cancelled.insert(id);
-                    co
-                })
-                .collect()
         };
-        for co in &to_cancel {
-            cancel(co);
+        for greenlet in &to_cancel {
+            greenlet.cancel();
         }
         true
     }
