@@ -1,7 +1,7 @@
 //! gevent's examples/concurrent_download.py: download many pages at once, at most K at a time,
 //! and print each as soon as it arrives. No network: the pages come from a WSGI server started
 //! here on 127.0.0.1 (port chosen by the kernel), which answers `/page/<n>` slowly for some
-//! pages so that they finish out of order.
+//! pages so that they finish out of order. The pages are fetched with `may_gevent::client`.
 //!
 //! ```text
 //! cargo run --example concurrent_download -- [PAGES] [POOL_SIZE]    # default: 12 4
@@ -14,13 +14,14 @@
 //!     print('%s: %s bytes: %r' % (url, len(data), data[:50]))
 //! ```
 
-use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use may_gevent::pywsgi::{AppResult, Environ, StartResponse, WsgiServer};
-use may_gevent::Pool;
+use may_gevent::{client, Pool};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The page server: `/page/<n>` is `n * 100 + 20` bytes, served after a delay of 0-40 ms.
 /// It counts how many requests it serves at once.
@@ -54,42 +55,17 @@ fn page_server(
     Ok(server)
 }
 
-// fetch: replaced by may_gevent's HTTP client once issue 9 lands
-/// GET `url` (`http://host:port/path` only) with HTTP/1.0 and `Connection: close`, read to
-/// EOF, and return the body of a 200 response.
-fn fetch(url: &str) -> io::Result<Vec<u8>> {
-    let invalid =
-        |what: &str| io::Error::new(io::ErrorKind::InvalidInput, format!("{what}: {url}"));
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| invalid("not an http:// URL"))?;
-    let (host, path) = match rest.find('/') {
-        Some(at) => rest.split_at(at),
-        None => (rest, "/"),
-    };
-    let mut stream = may::net::TcpStream::connect(host)?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
-    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("{what}: {url}"));
-    let end = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| bad("no end of the response head"))?;
-    let head = String::from_utf8_lossy(&response[..end]);
-    let status = head.lines().next().unwrap_or_default();
-    if status.split_whitespace().nth(1) != Some("200") {
-        return Err(bad(&format!("unexpected status {status:?}")));
+/// GET `url` with may_gevent's HTTP client (gevent's example uses `requests.get(url).text`)
+/// and return the body of a 200 response.
+fn fetch(url: &str) -> Result<Vec<u8>, BoxError> {
+    let response = client::get(url)?;
+    if response.status() != 200 {
+        return Err(format!("{url}: unexpected status {}", response.status_line()).into());
     }
-    Ok(response.split_off(end + 4))
+    Ok(response.bytes()?)
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), BoxError> {
     let mut args = std::env::args().skip(1);
     let pages: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(12);
     let size: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(4);
@@ -101,7 +77,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|n| format!("http://{addr}/page/{n}"))
         .collect();
 
-    let print_head = |url: String| -> io::Result<(String, Vec<u8>)> {
+    let print_head = |url: String| -> Result<(String, Vec<u8>), BoxError> {
         println!("Starting {url}");
         let data = fetch(&url)?;
         Ok((url, data))
