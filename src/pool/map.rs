@@ -375,6 +375,7 @@ macro_rules! maxsize_method {
 }
 
 /// The iterator of [`Pool::imap`]: results in the order of the items. gevent: `IMap`.
+#[must_use = "nothing runs until the iterator is used"]
 pub struct IMap<T> {
     feed: Feed<T>,
     next_index: u64,
@@ -437,6 +438,7 @@ impl<T> fmt::Debug for IMap<T> {
 
 /// The iterator of [`Pool::imap_unordered`]: results in completion order.
 /// gevent: `IMapUnordered`.
+#[must_use = "nothing runs until the iterator is used"]
 pub struct IMapUnordered<T> {
     feed: Feed<T>,
     /// The panic of the items' iterator, yielded last.
