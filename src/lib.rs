@@ -13,7 +13,9 @@
 //! | `gevent.baseserver.BaseServer` | the lifecycle methods every server has; [`ServerHandle`] |
 //! | `gevent.server.StreamServer` | [`StreamServer`] |
 //! | `gevent.server.DatagramServer` | [`DatagramServer`] |
-//! | `gevent.pool.Pool`, `Group` | [`Pool::new`], [`Pool::unbounded`] |
+//! | `gevent.pool.Pool`, `Group` | [`Pool::new`], [`Pool::unbounded`], [`Group`] |
+//! | `pool.map`, `imap`, `imap_unordered`, `apply`, `apply_async` | [`Pool::map`], [`Pool::imap`], [`Pool::imap_unordered`], [`Pool::apply`], [`Pool::apply_async`] |
+//! | `gevent.spawn`, `Greenlet`, `joinall`, `killall` | [`spawn()`], [`Greenlet`], [`joinall`], [`killall`] |
 //! | `spawn='default' / Pool / int / None` | [`Spawn`] |
 //! | `handle(socket, address)` | [`StreamHandler`] (closures too) |
 //! | `serve_forever`, `start`, `stop(timeout)`, `close` | same names on every server |
@@ -132,6 +134,29 @@
 //!
 //! A [`Pool`] bounds concurrency, for a server (`.spawn(Pool::new(n))`: while it is full the
 //! server accepts nothing) or on its own; see its docs.
+//!
+//! On its own it is gevent's `Pool` in full: [`Pool::spawn`] returns a [`Greenlet`] handle
+//! (`join`, `get`, `kill`…), and [`Pool::map`], [`Pool::imap`], [`Pool::imap_unordered`],
+//! [`Pool::apply`] run many calls at most `n` at once:
+//!
+//! ```
+//! use may_gevent::Pool;
+//! use std::time::Duration;
+//!
+//! // gevent: pool = Pool(10); results = pool.map(work, range(100))
+//! let pool = Pool::new(10);
+//! let results = pool.map(|n: u64| n * n, 0..100)?;
+//! assert_eq!(results[9], 81);
+//! for square in pool.imap_unordered(|n: u64| n * n, 0..100) {
+//!     assert!(square? < 10_000); // as they finish
+//! }
+//! let g = pool.spawn(move || 42);
+//! assert!(g.join(Duration::from_secs(5)));
+//! if g.ready() && g.successful() {
+//!     assert_eq!(g.get(None)?, 42);
+//! }
+//! # Ok::<(), may_gevent::GreenletError>(())
+//! ```
 //!
 //! ## A datagram server
 //!
@@ -303,6 +328,9 @@ pub use handler::{DatagramHandler, HandlerError, HandlerResult, IntoHandlerResul
 pub use ip_allow::{AllowFrom, IpAllowList};
 pub use log::{default_logger, discard_logger, StderrDrain};
 pub use pool::Pool;
+pub use pool::{
+    joinall, killall, spawn, AnyGreenlet, Greenlet, GreenletError, Group, IMap, IMapUnordered,
+};
 pub use proxy_protocol::{PROXY_HEADER_TIMEOUT, PROXY_V1_MAX, PROXY_V2_MAX};
 pub use pywsgi::{WsgiServer, WsgiServerBuilder};
 pub use resolver::{getaddrinfo, LookupFn, Resolver, RESOLVE_TIMEOUT};

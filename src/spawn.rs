@@ -50,3 +50,16 @@ impl From<usize> for Spawn {
         Spawn::Pool(Pool::new(size))
     }
 }
+
+impl From<crate::Group> for Spawn {
+    /// A [`Group`](crate::Group) is an unbounded pool (gevent rejects a `Group`, #442).
+    fn from(group: crate::Group) -> Spawn {
+        Spawn::Pool(group.into_pool())
+    }
+}
+
+impl From<&crate::Group> for Spawn {
+    fn from(group: &crate::Group) -> Spawn {
+        Spawn::Pool(Pool::clone(group))
+    }
+}

@@ -63,11 +63,12 @@ fn join_times_out_and_kill_cancels_with_drops() {
 fn slots_are_released_on_panic() {
     let pool = Pool::new(1);
     let handle = pool.spawn(|| panic!("boom"));
-    assert!(join_coroutine_within("the panicking job", WAIT, handle).is_err());
+    assert!(handle.join(WAIT), "the panicking job still runs");
+    assert!(handle.get(None).is_err());
     assert!(pool.join(WAIT));
     assert_eq!(pool.free_count(), 1);
     let handle = pool.spawn(|| 42);
-    assert_eq!(join_coroutine_within("the job", WAIT, handle).unwrap(), 42);
+    assert_eq!(handle.get(WAIT), Ok(42));
 }
 
 #[test]

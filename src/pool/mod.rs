@@ -1,4 +1,13 @@
-//! `Pool`: a bounded group of coroutines (gevent: `gevent.pool.Pool` / `Group`).
+//! `Pool`: a bounded group of coroutines (gevent: `gevent.pool.Pool` / `Group`), the
+//! [`Greenlet`] handles of its members, and its mapping helpers (`apply`, `map`, `imap`).
+
+mod greenlet;
+mod group;
+mod map;
+
+pub use greenlet::{joinall, killall, spawn, AnyGreenlet, Greenlet, GreenletError};
+pub use group::Group;
+pub use map::{IMap, IMapUnordered};
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -7,7 +16,7 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use may::coroutine::{Builder, Coroutine, JoinHandle};
+use may::coroutine::Coroutine;
 use may::sync::{Semphore, SyncFlag};
 
 /// A group of coroutines with an optional limit on how many run at once.
@@ -18,8 +27,16 @@ use may::sync::{Semphore, SyncFlag};
 /// gevent's `Pool(None)`/`Group`: it only tracks its members so they can be joined or killed.
 ///
 /// A member's slot is released on every exit path: return, panic, or cancel by [`Pool::kill`].
-/// (A coroutine stack overflow does not unwind, so it cannot release its slot; give handlers
-/// enough stack.) Cloning a `Pool` gives another handle to the same pool.
+/// (A coroutine stack overflow does not unwind, so it cannot release its slot, and its
+/// [`Greenlet`] never becomes ready; give handlers enough stack.) Cloning a `Pool` gives
+/// another handle to the same pool.
+///
+/// gevent's whole `Pool` API is here: [`spawn`](Pool::spawn) returns a [`Greenlet`] handle;
+/// [`apply`](Pool::apply), [`apply_async`](Pool::apply_async), [`map`](Pool::map),
+/// [`imap`](Pool::imap) and [`imap_unordered`](Pool::imap_unordered) run many calls through
+/// the pool; [`add`](Pool::add), [`discard`](Pool::discard), [`killone`](Pool::killone),
+/// [`contains`](Pool::contains) and `for g in &pool` manage its members. [`Group`] is the
+/// unbounded pool under gevent's name.
 ///
 /// ```
 /// use may_gevent::Pool;
@@ -45,7 +62,7 @@ pub struct Pool {
     inner: Arc<PoolInner>,
 }
 
-struct PoolInner {
+pub(crate) struct PoolInner {
     size: Option<usize>,
     slots: Option<Semphore>,
     state: Mutex<PoolState>,
@@ -73,9 +90,8 @@ type Ids = BuildHasherDefault<IdHasher>;
 
 #[derive(Default)]
 struct PoolState {
-    next_id: u64,
-    /// Running members. `None` while the member is being spawned.
-    live: HashMap<u64, Option<Coroutine>, Ids>,
+    /// Running members.
+    live: HashMap<u64, AnyGreenlet, Ids>,
     /// Members already sent a cancel by `kill`.
     cancelled: HashSet<u64, Ids>,
     /// Fired when `live` becomes empty.
@@ -93,7 +109,8 @@ impl fmt::Debug for Pool {
     }
 }
 
-/// A reserved slot: one unit of the pool's semaphore, returned on drop.
+/// A reserved slot: one unit of the pool's semaphore, returned on drop. A member's greenlet
+/// holds it until it finishes (or is discarded).
 pub(crate) struct Permit {
     pool: Arc<PoolInner>,
 }
@@ -106,36 +123,6 @@ impl Drop for Permit {
     }
 }
 
-/// Lives inside a member coroutine; removes it from the pool on every exit path.
-struct Member {
-    id: u64,
-    _permit: Permit,
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        // Runs during cancel unwinding too: only a std mutex held for a moment, and
-        // non-blocking wake-ups (SyncFlag::fire, Semphore::post) — no may I/O, no may locks.
-        let (joined, left) = {
-            let mut state = self._permit.pool.lock();
-            state.live.remove(&self.id);
-            if !state.cancelled.is_empty() {
-                state.cancelled.remove(&self.id);
-            }
-            let joined = if state.live.is_empty() {
-                std::mem::take(&mut state.join_waiters)
-            } else {
-                Vec::new()
-            };
-            (joined, std::mem::take(&mut state.leave_waiters))
-        };
-        for waiter in joined.into_iter().chain(left) {
-            waiter.fire();
-        }
-        // `_permit` drops after this body: the slot frees once the member is gone from `live`.
-    }
-}
-
 impl PoolInner {
     fn lock(&self) -> MutexGuard<'_, PoolState> {
         // A panic while holding this lock cannot leave the map inconsistent (single
@@ -143,6 +130,38 @@ impl PoolInner {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A member joins (its greenlet holds a permit of this pool).
+    fn enter(&self, id: u64, greenlet: AnyGreenlet) {
+        self.lock().live.insert(id, greenlet);
+    }
+
+    /// A member leaves: it finished or was discarded. Runs while a killed member unwinds:
+    /// only a std mutex held for a moment and non-blocking wake-ups (no may I/O, no may
+    /// locks). The caller drops the member's permit afterwards, so the slot frees once the
+    /// member is gone from `live`.
+    fn leave(&self, id: u64) {
+        let (joined, left, _gone) = {
+            let mut state = self.lock();
+            // Dropped after the lock is released: it may be the last handle of the greenlet,
+            // and dropping that drops the task's value (user code).
+            let Some(gone) = state.live.remove(&id) else {
+                return;
+            };
+            if !state.cancelled.is_empty() {
+                state.cancelled.remove(&id);
+            }
+            let joined = if state.live.is_empty() {
+                std::mem::take(&mut state.join_waiters)
+            } else {
+                Vec::new()
+            };
+            (joined, std::mem::take(&mut state.leave_waiters), gone)
+        };
+        for waiter in joined.into_iter().chain(left) {
+            waiter.fire();
+        }
     }
 }
 
@@ -217,11 +236,13 @@ impl Pool {
     }
 
     /// Run `f` in a new coroutine that belongs to this pool, blocking the caller while the
-    /// pool is full. gevent: `Pool.spawn`.
+    /// pool is full; its [`Greenlet`] handle. gevent: `Pool.spawn`.
+    ///
+    /// Dropping the handle does not stop the task; it stays a member until it ends.
     ///
     /// # Panics
     /// If the coroutine cannot be created (out of memory for its stack), like `may::go!`.
-    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+    pub fn spawn<F, T>(&self, f: F) -> Greenlet<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
@@ -230,6 +251,25 @@ impl Pool {
         match self.spawn_with(permit, None, f) {
             Ok(handle) => handle,
             Err(err) => panic!("may_gevent::Pool::spawn: cannot create a coroutine: {err}"),
+        }
+    }
+
+    /// Like [`spawn`](Pool::spawn), but give the task back instead of blocking when the pool
+    /// is full. gevent: `Pool.add(g, blocking=False)` raising `PoolFull`.
+    ///
+    /// # Panics
+    /// If the coroutine cannot be created, like [`spawn`](Pool::spawn).
+    pub fn try_spawn<F, T>(&self, f: F) -> Result<Greenlet<T>, F>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let Some(permit) = self.try_acquire() else {
+            return Err(f);
+        };
+        match self.spawn_with(permit, None, f) {
+            Ok(handle) => Ok(handle),
+            Err(err) => panic!("may_gevent::Pool::try_spawn: cannot create a coroutine: {err}"),
         }
     }
 
@@ -243,42 +283,83 @@ impl Pool {
         }
     }
 
+    /// Reserve a slot if one is free now.
+    pub(crate) fn try_acquire(&self) -> Option<Permit> {
+        if let Some(slots) = &self.inner.slots {
+            if !slots.try_wait() {
+                return None;
+            }
+        }
+        Some(Permit {
+            pool: self.inner.clone(),
+        })
+    }
+
     /// Start a member in a slot reserved with [`Pool::acquire`].
     pub(crate) fn spawn_with<F, T>(
         &self,
         permit: Permit,
         stack_size: Option<usize>,
         f: F,
-    ) -> io::Result<JoinHandle<T>>
+    ) -> io::Result<Greenlet<T>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let id = {
+        // If the spawn fails, the closure is dropped and the slot released.
+        greenlet::spawn_core(Some(permit), stack_size, |_| f)
+    }
+
+    /// Start tracking a task that is already running (spawned elsewhere: [`spawn`],
+    /// another pool), blocking while this pool is full; it takes a slot until it ends or is
+    /// [`discard`](Pool::discard)ed. Nothing happens if it has finished or is already a
+    /// member. gevent: `Group.add` / `Pool.add(greenlet)`.
+    pub fn add(&self, greenlet: impl AsRef<AnyGreenlet>) {
+        let greenlet = greenlet.as_ref();
+        if greenlet.ready() || self.contains(greenlet) {
+            return;
+        }
+        let permit = self.acquire();
+        // Err: finished meanwhile, or added by someone else: the permit drops, the slot frees.
+        let _ = greenlet.core().link(permit, greenlet);
+    }
+
+    /// Stop tracking a member (it keeps running) and free its slot. gevent: `Group.discard`.
+    pub fn discard(&self, greenlet: impl AsRef<AnyGreenlet>) {
+        let greenlet = greenlet.as_ref();
+        let permit = greenlet.core().unlink(&self.inner);
+        self.inner.leave(greenlet.id());
+        drop(permit);
+    }
+
+    /// True if the task is a member (running in this pool). gevent: `greenlet in group`.
+    pub fn contains(&self, greenlet: impl AsRef<AnyGreenlet>) -> bool {
+        self.inner.lock().live.contains_key(&greenlet.as_ref().id())
+    }
+
+    /// The running members, in no particular order (a snapshot). gevent: `iter(group)`,
+    /// `group.greenlets`; `for g in &pool` does the same.
+    pub fn greenlets(&self) -> Vec<AnyGreenlet> {
+        self.inner.lock().live.values().cloned().collect()
+    }
+
+    /// Kill one member and wait for it to finish, at most `timeout` (`None`: no limit).
+    /// Returns true if it has finished. Does nothing (and returns whether it has finished) if
+    /// it is not a member. gevent: `Group.killone(greenlet, block=True, timeout)`.
+    pub fn killone(
+        &self,
+        greenlet: impl AsRef<AnyGreenlet>,
+        timeout: impl Into<Option<Duration>>,
+    ) -> bool {
+        let greenlet = greenlet.as_ref();
+        {
             let mut state = self.inner.lock();
-            let id = state.next_id;
-            state.next_id += 1;
-            state.live.insert(id, None);
-            id
-        };
-        let member = Member {
-            id,
-            _permit: permit,
-        };
-        let mut builder = Builder::new();
-        if let Some(words) = stack_size {
-            builder = builder.stack_size(words);
+            if !state.live.contains_key(&greenlet.id()) {
+                return greenlet.ready();
+            }
+            state.cancelled.insert(greenlet.id());
         }
-        // If the spawn fails, the closure (and `member` with it) is dropped: slot released.
-        let handle = may::go!(builder, move || {
-            let _member = member;
-            f()
-        })?;
-        let mut state = self.inner.lock();
-        if let Some(slot) = state.live.get_mut(&id) {
-            *slot = Some(handle.coroutine().clone());
-        }
-        Ok(handle)
+        greenlet.kill(timeout)
     }
 
     /// Wait until the pool is empty or `timeout` passes (`None`: no limit).
@@ -324,10 +405,10 @@ impl Pool {
             })
         };
         while !left(deadline).is_zero() {
-            let Some((id, co, leave)) = self.next_to_cancel() else {
+            let Some((id, greenlet, leave)) = self.next_to_cancel() else {
                 break;
             };
-            cancel(&co);
+            greenlet.cancel();
             self.wait_leave(id, leave, left(deadline).min(KILL_EACH));
         }
         loop {
@@ -352,23 +433,34 @@ impl Pool {
     }
 }
 
+impl IntoIterator for &Pool {
+    type Item = AnyGreenlet;
+    type IntoIter = std::vec::IntoIter<AnyGreenlet>;
+
+    /// The running members (a snapshot). gevent: `for greenlet in group`.
+    fn into_iter(self) -> Self::IntoIter {
+        self.greenlets().into_iter()
+    }
+}
+
 /// How long [`Pool::kill`] waits for one cancelled member before cancelling the next.
 const KILL_EACH: Duration = Duration::from_millis(100);
 
 impl Pool {
     /// A running member not cancelled yet, marked as cancelled, with a flag that fires when
     /// any member leaves.
-    fn next_to_cancel(&self) -> Option<(u64, Coroutine, Arc<SyncFlag>)> {
+    fn next_to_cancel(&self) -> Option<(u64, AnyGreenlet, Arc<SyncFlag>)> {
         let mut state = self.inner.lock();
-        let (id, co) = state
+        let (id, greenlet) = state
             .live
             .iter()
-            .filter(|(id, _)| !state.cancelled.contains(id))
-            .find_map(|(id, co)| co.clone().map(|co| (*id, co)))?;
+            .filter(|(id, g)| !state.cancelled.contains(id) && g.core().coroutine().is_some())
+            .map(|(id, g)| (*id, g.clone()))
+            .next()?;
         state.cancelled.insert(id);
         let leave = Arc::new(SyncFlag::new());
         state.leave_waiters.push(leave.clone());
-        Some((id, co, leave))
+        Some((id, greenlet, leave))
     }
 
     /// Wait until member `id` has left the pool, at most `timeout`.
@@ -391,27 +483,24 @@ impl Pool {
     /// Send a cancel to every member not cancelled yet, without waiting.
     /// Returns false when the pool is empty.
     pub(crate) fn cancel_all(&self) -> bool {
-        let to_cancel: Vec<Coroutine> = {
+        let to_cancel: Vec<AnyGreenlet> = {
             let mut state = self.inner.lock();
             if state.live.is_empty() {
                 return false;
             }
-            let fresh: Vec<(u64, Coroutine)> = state
+            let fresh: Vec<AnyGreenlet> = state
                 .live
                 .iter()
-                .filter(|(id, _)| !state.cancelled.contains(id))
-                .filter_map(|(id, co)| co.clone().map(|co| (*id, co)))
+                .filter(|(id, g)| !state.cancelled.contains(id) && g.core().coroutine().is_some())
+                .map(|(_, g)| g.clone())
                 .collect();
+            for greenlet in &fresh {
+                state.cancelled.insert(greenlet.id());
+            }
             fresh
-                .into_iter()
-                .map(|(id, co)| {
-                    state.cancelled.insert(id);
-                    co
-                })
-                .collect()
         };
-        for co in &to_cancel {
-            cancel(co);
+        for greenlet in &to_cancel {
+            greenlet.cancel();
         }
         true
     }
