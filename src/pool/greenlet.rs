@@ -75,15 +75,21 @@ pub(crate) fn run_catching<T>(
     }
 }
 
-may::coroutine_local!(static CURRENT: std::cell::Cell<u64> = std::cell::Cell::new(0));
+/// The name of a greenlet's coroutine is its [`AnyGreenlet::name`], `Greenlet-<id>`: that is
+/// how a task knows which greenlet it is (one small string per task, where a coroutine-local
+/// would allocate the coroutine's local map; a server spawns one greenlet per connection).
+const NAME_PREFIX: &str = "Greenlet-";
 
 /// The id of the greenlet running the caller, or 0 (no greenlet: a thread or a bare coroutine).
 pub(crate) fn current_id() -> u64 {
-    if may::coroutine::is_coroutine() {
-        CURRENT.with(|id| id.get())
-    } else {
-        0
+    if !may::coroutine::is_coroutine() {
+        return 0;
     }
+    may::coroutine::current()
+        .name()
+        .and_then(|name| name.strip_prefix(NAME_PREFIX))
+        .and_then(|id| id.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Greenlet ids: unique in the process, from 1.
@@ -100,6 +106,11 @@ struct State<T> {
     outcome: Option<Outcome<T>>,
     /// One slot in each pool that tracks the task, released when it finishes or is discarded.
     links: Links,
+    /// The task has finished and left its pools: `join` returns at once.
+    released: bool,
+    /// Fired once `released` is set; made by the first waiter only (a `SyncFlag` is a few
+    /// hundred bytes, and a server's greenlets, one per connection, are seldom joined).
+    waiters: Option<Arc<SyncFlag>>,
 }
 
 /// The pool slots a task holds: almost always one (the pool it was spawned in), kept inline.
@@ -158,8 +169,6 @@ pub(crate) struct Core<T> {
     finished: AtomicBool,
     /// A cancel was sent: never send a second one (it would wake the task in its `Drop`s).
     cancelled: AtomicBool,
-    /// Fired once the outcome is recorded and the slots are released.
-    done: SyncFlag,
     state: Mutex<State<T>>,
 }
 
@@ -167,7 +176,9 @@ pub(crate) struct Core<T> {
 pub(crate) trait CoreDyn: Send + Sync {
     fn id(&self) -> u64;
     fn coroutine(&self) -> Option<&Coroutine>;
-    fn done(&self) -> &SyncFlag;
+    /// Wait until the outcome is recorded and the slots are released, at most `timeout`
+    /// (`None`: no limit); true if they are.
+    fn wait_done(&self, timeout: Option<Duration>) -> bool;
     /// The outcome is recorded (the pool slots may not be released yet).
     fn finished(&self) -> bool;
     /// Mark it cancelled; false if it already was.
@@ -188,8 +199,9 @@ impl<T> Core<T> {
             co: OnceLock::new(),
             finished: AtomicBool::new(false),
             cancelled: AtomicBool::new(false),
-            done: SyncFlag::new(),
             state: Mutex::new(State {
+                released: false,
+                waiters: None,
                 outcome: None,
                 links: Links::default(),
             }),
@@ -216,7 +228,14 @@ impl<T> Core<T> {
             permit.pool.leave(self.id);
             drop(permit);
         }
-        self.done.fire();
+        let waiters = {
+            let mut state = self.lock();
+            state.released = true;
+            state.waiters.take()
+        };
+        if let Some(waiters) = waiters {
+            waiters.fire();
+        }
     }
 }
 
@@ -229,8 +248,25 @@ impl<T: Send + 'static> CoreDyn for Core<T> {
         self.co.get()
     }
 
-    fn done(&self) -> &SyncFlag {
-        &self.done
+    fn wait_done(&self, timeout: Option<Duration>) -> bool {
+        let flag = {
+            let mut state = self.lock();
+            if state.released {
+                return true;
+            }
+            state
+                .waiters
+                .get_or_insert_with(|| Arc::new(SyncFlag::new()))
+                .clone()
+        };
+        // (a fire between the unlock and the wait is kept by the flag)
+        match timeout {
+            Some(timeout) => flag.wait_timeout(timeout),
+            None => {
+                flag.wait();
+                true
+            }
+        }
     }
 
     fn finished(&self) -> bool {
@@ -282,8 +318,10 @@ where
         permit.pool.enter(core.id, greenlet.any.clone());
         core.lock().links.push(permit);
     }
-    let body = make(&greenlet.any);
-    let mut builder = Builder::new();
+    // boxed: the frames at the top of every task's stack hold a pointer, not the closure
+    // (a connection's whole state, for a server) copied from frame to frame
+    let body: Box<dyn FnOnce() -> T + Send> = Box::new(make(&greenlet.any));
+    let mut builder = Builder::new().name(greenlet.any.name());
     if let Some(words) = stack_size {
         builder = builder.stack_size(words);
     }
@@ -307,7 +345,6 @@ where
 
 /// The body of every greenlet: run, record the outcome, and let a cancel finish unwinding.
 fn run<T, F: FnOnce() -> T>(core: Arc<Core<T>>, f: F) {
-    CURRENT.with(|id| id.set(core.id));
     match run_catching(f) {
         Ok(value) => core.finish(Outcome::Value(Some(value))),
         Err((err, payload)) => {
@@ -367,7 +404,7 @@ impl AnyGreenlet {
 
     /// `"Greenlet-<id>"`. gevent: `Greenlet.name`.
     pub fn name(&self) -> String {
-        format!("Greenlet-{}", self.id())
+        format!("{NAME_PREFIX}{}", self.id())
     }
 
     /// True once the task has finished: returned, panicked or been killed.
@@ -398,13 +435,7 @@ impl AnyGreenlet {
     /// it has finished (and left its pools). gevent: `Greenlet.join(timeout)` (which returns
     /// `None`; see `ready()`).
     pub fn join(&self, timeout: impl Into<Option<Duration>>) -> bool {
-        match timeout.into() {
-            Some(timeout) => self.core.done().wait_timeout(timeout),
-            None => {
-                self.core.done().wait();
-                true
-            }
-        }
+        self.core.wait_done(timeout.into())
     }
 
     /// Kill the task and wait until it has finished unwinding, at most `timeout` (`None`: no
