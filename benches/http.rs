@@ -421,7 +421,8 @@ fn syscalls(settings: &Settings) {
                 format!("{:.3}", per(reads)),
                 format!("{:.3}", per(writes)),
                 format!("{:.3}", per(epoll)),
-                format!("{:.3}", per(total - reads - writes - epoll)),
+                // (the total and the per-call counters are read apart: the total can be a few short)
+                format!("{:.3}", per(total.saturating_sub(reads + writes + epoll))),
             ]);
         }
     }

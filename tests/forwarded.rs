@@ -125,6 +125,11 @@ fn by_default_loopback_is_trusted_and_remote_addr_stays_the_peer() {
     parts.next(); // the socket's port
     assert_eq!(parts.next(), Some("https"));
     assert_eq!(parts.next(), Some("203.0.113.5"));
+    // each header alone counts, whatever the case of its name
+    let body = s.get(&[("x-forwarded-proto", "https")]);
+    assert!(body.ends_with(" https -"), "{body}");
+    let body = s.get(&[("X-FORWARDED-FOR", "203.0.113.7")]);
+    assert!(body.ends_with(" http 203.0.113.7"), "{body}");
     // 127.0.0.2 is loopback but not in the default list (127.0.0.1, ::1)
     let body = s.get_from(
         [127, 0, 0, 2],

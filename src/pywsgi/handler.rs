@@ -261,7 +261,7 @@ impl<'a> WsgiHandler<'a> {
             && !self.link.borrow().stream.server_closing();
         self.resp.begin(&state.head, keep_alive);
         state.begin_request();
-        if self.forwarded_trusted {
+        if self.forwarded_trusted && state.head.forwarded {
             self.resolve_forwarded(&mut state);
         }
         let mut env = Environ::from_state(state);

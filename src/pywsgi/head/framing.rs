@@ -54,6 +54,9 @@ pub(super) fn check_fields(
                 }
             }
             7 if name_is(name.as_bytes(), b"upgrade") => flags |= F_UPGRADE,
+            9 if name_is(name.as_bytes(), b"forwarded") => head.forwarded = true,
+            15 if name_is(name.as_bytes(), b"x-forwarded-for") => head.forwarded = true,
+            17 if name_is(name.as_bytes(), b"x-forwarded-proto") => head.forwarded = true,
             10 if name_is(name.as_bytes(), b"connection") => {
                 for token in list_elements(value) {
                     if token.eq_ignore_ascii_case(b"close") {

@@ -120,6 +120,10 @@ pub(crate) struct RequestHead {
     /// `Upgrade` header or `Connection: upgrade` (gevent: `_connection_upgrade_requested`).
     pub(crate) upgrade: bool,
     pub(crate) is_head: bool,
+    /// An `X-Forwarded-For`, `X-Forwarded-Proto` or `Forwarded` field is present: only then
+    /// are the forwarded headers resolved (a trusted peer's request without them costs
+    /// nothing more).
+    pub(crate) forwarded: bool,
     /// The parser's header slots (kept empty, only its allocation is reused): on the heap rather
     /// than a 100-entry array on the coroutine stack, whose touched pages would stay resident.
     pub(super) store: Vec<httparse::Header<'static>>,
@@ -181,6 +185,7 @@ impl RequestHead {
         self.expect_continue = false;
         self.upgrade = false;
         self.is_head = false;
+        self.forwarded = false;
         self.query = Span::default();
     }
 }
