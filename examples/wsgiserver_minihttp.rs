@@ -15,79 +15,17 @@
 
 use std::process::ExitCode;
 
-use may_gevent::pywsgi::{AppResult, Environ, StartResponse};
 use may_gevent::wsgi::WsgiServer;
 
-const USAGE: &str = "usage: wsgiserver_minihttp [PORT] [--workers N] [--no-log]";
-
-fn application(env: &mut Environ, start_response: &mut StartResponse<'_>) -> AppResult {
-    if env.path_info() == "/" {
-        start_response.call("200 OK", &[("Content-Type", "text/html")])?;
-        return Ok(b"<b>hello world</b>".into());
-    }
-    start_response.call("404 Not Found", &[("Content-Type", "text/html")])?;
-    Ok(b"<h1>Not Found</h1>".into())
-}
-
-/// The command line.
-struct Args {
-    address: String,
-    workers: Option<usize>,
-    log: bool,
-}
-
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut parsed = Args {
-        address: "127.0.0.1:8088".to_owned(),
-        workers: None,
-        log: true,
-    };
-    let mut port_seen = false;
-    while let Some(arg) = args.next() {
-        if arg == "--no-log" {
-            parsed.log = false;
-        } else if arg == "--workers" || arg.starts_with("--workers=") {
-            let value = match arg.strip_prefix("--workers=") {
-                Some(value) => value.to_owned(),
-                None => args.next().ok_or("--workers needs a number")?,
-            };
-            match value.parse::<usize>() {
-                Ok(n) if n > 0 => parsed.workers = Some(n),
-                _ => return Err(format!("bad number of workers: {value:?}")),
-            }
-        } else if arg == "-h" || arg == "--help" {
-            return Err(String::new());
-        } else if !arg.starts_with('-') && !port_seen {
-            port_seen = true;
-            parsed.address = if arg.contains(':') {
-                arg
-            } else {
-                let port: u16 = arg.parse().map_err(|_| format!("bad port: {arg:?}"))?;
-                format!("127.0.0.1:{port}")
-            };
-        } else {
-            return Err(format!("unexpected argument: {arg:?}"));
-        }
-    }
-    Ok(parsed)
-}
+#[path = "support/bench_cli.rs"]
+mod bench_cli;
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
+    let args = match bench_cli::args("wsgiserver_minihttp") {
         Ok(args) => args,
-        Err(msg) => {
-            if !msg.is_empty() {
-                eprintln!("wsgiserver_minihttp: {msg}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
+        Err(status) => return status,
     };
-    // may's scheduler reads its configuration when it first starts: set it before anything else.
-    if let Some(workers) = args.workers {
-        may::config().set_workers(workers);
-    }
-    let mut builder = WsgiServer::builder(args.address.as_str(), application);
+    let mut builder = WsgiServer::builder(args.address.as_str(), bench_cli::application);
     if !args.log {
         builder = builder.access_log(None); // gevent: log=None
     }
