@@ -128,14 +128,19 @@ impl fmt::Display for Error {
 impl fmt::Debug for Error {
     /// The message and its causes, `: `-separated (what `main` prints for an `Err`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{self}")?;
-        let mut source = std::error::Error::source(self);
-        while let Some(err) = source {
-            write!(f, ": {err}")?;
-            source = err.source();
-        }
-        Ok(())
+        write_chain(f, self)
     }
+}
+
+/// Writes `err` and its causes, `: `-separated: the `Debug` of the crate's errors.
+pub(crate) fn write_chain(f: &mut fmt::Formatter<'_>, err: &dyn std::error::Error) -> fmt::Result {
+    write!(f, "{err}")?;
+    let mut source = err.source();
+    while let Some(err) = source {
+        write!(f, ": {err}")?;
+        source = err.source();
+    }
+    Ok(())
 }
 
 impl std::error::Error for Error {

@@ -79,21 +79,6 @@ impl Server {
     }
 }
 
-fn connect_from(source: [u8; 4], addr: SocketAddr) -> TcpStream {
-    use socket2::{Domain, Socket, Type};
-    watchdog::arm();
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-    let from: SocketAddr = (source, 0).into();
-    socket
-        .bind(&from.into())
-        .expect("bind the client's source address");
-    socket.connect_timeout(&addr.into(), WAIT).expect("connect");
-    let stream: TcpStream = socket.into();
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    stream.set_write_timeout(Some(WAIT)).unwrap();
-    stream
-}
-
 /// Send `prefix`, then a GET with `headers` and `Connection: close`; the response body.
 fn request(mut stream: TcpStream, prefix: &[u8], headers: &[(&str, &str)]) -> String {
     let mut req = prefix.to_vec();

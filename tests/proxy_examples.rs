@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::child::Running;
-use support::{connect, read_to_end, WAIT};
+use support::{connect, connect_from, read_to_end, WAIT};
 
 fn example_path(name: &str) -> PathBuf {
     let mut path = std::env::current_exe().unwrap();
@@ -42,21 +42,6 @@ fn testapp(args: &[&str]) -> (Running, SocketAddr) {
         .unwrap_or_else(|| panic!("testapp did not start: {:?}", running.stderr.all()));
     let addr: SocketAddr = line["Serving on http://".len()..].parse().unwrap();
     (running, addr)
-}
-
-fn connect_from(source: [u8; 4], addr: SocketAddr) -> TcpStream {
-    use socket2::{Domain, Socket, Type};
-    support::watchdog::arm();
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-    let from: SocketAddr = (source, 0).into();
-    socket
-        .bind(&from.into())
-        .expect("bind the client's source address");
-    socket.connect_timeout(&addr.into(), WAIT).expect("connect");
-    let stream: TcpStream = socket.into();
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    stream.set_write_timeout(Some(WAIT)).unwrap();
-    stream
 }
 
 /// `prefix` then `GET /environ` with `headers`; the JSON body.

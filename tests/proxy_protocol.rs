@@ -110,21 +110,6 @@ fn proxied() -> Server {
     server(|b| b.proxy_protocol("127.0.0.0/8, ::1"))
 }
 
-/// Connect from `source` (a loopback address) with timeouts set.
-fn connect_from(source: [u8; 4], addr: SocketAddr) -> TcpStream {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-    let from: SocketAddr = (source, 0).into();
-    socket
-        .bind(&from.into())
-        .expect("bind the client's source address");
-    socket.connect_timeout(&addr.into(), WAIT).expect("connect");
-    let stream: TcpStream = socket.into();
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    stream.set_write_timeout(Some(WAIT)).unwrap();
-    stream
-}
-
 fn read_line(reader: &mut BufReader<TcpStream>) -> String {
     let mut line = String::new();
     reader.read_line(&mut line).expect("read a line");

@@ -121,6 +121,23 @@ pub fn exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
     read_to_end(&mut stream)
 }
 
+/// A TCP connection to `addr` from the loopback address `source` (e.g. 127.0.0.2: a client
+/// the server can tell from 127.0.0.1), read and write timeouts set to WAIT.
+pub fn connect_from(source: [u8; 4], addr: SocketAddr) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    watchdog::arm();
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let from: SocketAddr = (source, 0).into();
+    socket
+        .bind(&from.into())
+        .expect("bind the client's source address");
+    socket.connect_timeout(&addr.into(), WAIT).expect("connect");
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.set_write_timeout(Some(WAIT)).unwrap();
+    stream
+}
+
 /// Poll `cond` (with a short park) until it holds or WAIT passes.
 pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     watchdog::arm();
