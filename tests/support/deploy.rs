@@ -250,9 +250,15 @@ impl Client {
 
     fn attempt(&mut self, request: &[u8]) -> Result<Response, Failure> {
         if self.conn.is_none() {
-            let stream = self
-                .connect()
-                .map_err(|err| Failure::Fatal(format!("connect to {}: {err}", self.target)))?;
+            let stream = self.connect().map_err(|err| {
+                if is_reset(&err) {
+                    // the handshake was done, then the connection reset before any byte (the
+                    // closing SO_REUSEPORT socket's backlog): the same class as a reset read
+                    Failure::Fatal(format!("on a new connection: connect: {err}"))
+                } else {
+                    Failure::Fatal(format!("connect to {}: {err}", self.target))
+                }
+            })?;
             self.conn = Some((stream, false));
         }
         let (stream, reused) = self.conn.as_mut().unwrap();
