@@ -5,12 +5,12 @@
 #[path = "../wsgi_support/mod.rs"]
 pub mod wsgi;
 
-use std::io::BufReader;
 use std::net::{SocketAddr, TcpStream};
 
 use may_gevent::pywsgi::Application;
 use may_gevent::wsgi::{WsgiServer, WsgiServerBuilder};
 
+#[allow(unused_imports)] // not every test binary uses each
 pub use wsgi::{
     init, read_response, read_to_close, test_config, Client, Records, Sink, CLIENT_TIMEOUT,
 };
@@ -48,19 +48,11 @@ pub fn serve_with<A: Application>(
 
 impl Mini {
     pub fn connect(&self) -> TcpStream {
-        let stream = TcpStream::connect_timeout(&self.addr, CLIENT_TIMEOUT).expect("connect");
-        stream.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
-        stream.set_write_timeout(Some(CLIENT_TIMEOUT)).unwrap();
-        stream.set_nodelay(true).unwrap();
-        stream
+        wsgi::connect_to(self.addr)
     }
 
     pub fn client(&self) -> Client {
-        let stream = self.connect();
-        Client {
-            reader: BufReader::new(stream.try_clone().unwrap()),
-            writer: stream,
-        }
+        Client::new(self.connect())
     }
 
     /// Sends `request` and reads until the server closes.

@@ -178,11 +178,7 @@ pub fn serve_with<A: Application>(
 
 impl TestServer {
     pub fn connect(&self) -> TcpStream {
-        let stream = TcpStream::connect_timeout(&self.addr, CLIENT_TIMEOUT).expect("connect");
-        stream.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
-        stream.set_write_timeout(Some(CLIENT_TIMEOUT)).unwrap();
-        stream.set_nodelay(true).unwrap();
-        stream
+        connect_to(self.addr)
     }
 
     /// Sends `request` and reads everything until the server closes.
@@ -199,11 +195,7 @@ impl TestServer {
 
     /// A keep-alive client.
     pub fn client(&self) -> Client {
-        let stream = self.connect();
-        Client {
-            reader: BufReader::new(stream.try_clone().unwrap()),
-            writer: stream,
-        }
+        Client::new(self.connect())
     }
 
     /// Waits (bounded) until the access log has `n` lines, and returns them.
@@ -225,6 +217,15 @@ impl TestServer {
             .find(|l| l.contains(needle))
             .unwrap()
     }
+}
+
+/// A connection to `addr` with the client timeouts and no Nagle delay.
+pub fn connect_to(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect_timeout(&addr, CLIENT_TIMEOUT).expect("connect");
+    stream.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
 }
 
 /// Reads until EOF (or a reset after data). Panics on a client timeout, or when the whole
@@ -300,6 +301,14 @@ pub struct Client {
 }
 
 impl Client {
+    /// A keep-alive client over `stream`.
+    pub fn new(stream: TcpStream) -> Client {
+        Client {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        }
+    }
+
     pub fn send(&mut self, bytes: &[u8]) {
         self.writer.write_all(bytes).unwrap();
     }
