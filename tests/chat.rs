@@ -161,12 +161,17 @@ fn lines_of_concurrent_senders_arrive_whole_and_in_order() {
                     next[who] += 1;
                 }
                 join_within("sender", WAIT, sender);
+                // kept open until every reader is done: a client that left early would
+                // send the others a "PEER left" line among the ones they are counting
+                client
             })
         })
         .collect();
-    for thread in threads {
-        join_within("client", 3 * WAIT, thread);
-    }
+    let done: Vec<Client> = threads
+        .into_iter()
+        .map(|thread| join_within("client", 3 * WAIT, thread))
+        .collect();
+    drop(done);
 }
 
 #[test]
