@@ -134,8 +134,19 @@ fn restarts_on_a_shared_socket_lose_no_request() {
         assert!(status.success(), "{status:?} {:?}", old.stderr.all());
         let (kept_old, fresh_old) = (kept.count(&old_pid), fresh.count(&old_pid));
         // After the old process is gone, the new one answers everything.
-        kept.wait("the new server answers", WAIT, |t| t.count(&new_pid) >= 30);
-        fresh.wait("the new server answers", WAIT, |t| t.count(&new_pid) >= 10);
+        let answers = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            kept.wait("the new server answers", WAIT, |t| t.count(&new_pid) >= 30);
+            fresh.wait("the new server answers", WAIT, |t| t.count(&new_pid) >= 10);
+        }));
+        if let Err(panic) = answers {
+            // what the new server said, had it failed or exited
+            eprintln!(
+                "server {generation} (pid {new_pid}) stdout: {:?}\nstderr: {:?}",
+                new.stdout.all(),
+                new.stderr.all()
+            );
+            std::panic::resume_unwind(panic);
+        }
         assert_eq!(kept.count(&old_pid), kept_old);
         assert_eq!(fresh.count(&old_pid), fresh_old);
         let (ok, failed, retries) = kept.snapshot();

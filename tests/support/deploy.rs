@@ -350,13 +350,27 @@ fn is_reset(err: &io::Error) -> bool {
 }
 
 /// What a load run saw.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Tally {
     pub ok: usize,
     pub failures: Vec<String>,
     pub retries: usize,
     /// How many responses each `tag` (e.g. the backend pid) gave, in order of first sight.
     pub by_tag: Vec<(String, usize)>,
+}
+
+impl std::fmt::Debug for Tally {
+    // A failing server can make thousands of identical failures: show the first few.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = &self.failures[..self.failures.len().min(8)];
+        f.debug_struct("Tally")
+            .field("ok", &self.ok)
+            .field("failed", &self.failures.len())
+            .field("first_failures", &shown)
+            .field("retries", &self.retries)
+            .field("by_tag", &self.by_tag)
+            .finish()
+    }
 }
 
 impl Tally {
@@ -405,6 +419,7 @@ impl Load {
                         let result = client.get(&path, &headers).and_then(|r| check(&r));
                         let (lock, cvar) = &*state;
                         let mut tally = lock.lock().unwrap();
+                        let failed = result.is_err();
                         match result {
                             Ok(tag) => {
                                 tally.ok += 1;
@@ -417,6 +432,12 @@ impl Load {
                         }
                         tally.retries += std::mem::take(&mut client.retries);
                         cvar.notify_all();
+                        drop(tally);
+                        if failed {
+                            // a back-off, not a wait for anything: a dead server is not
+                            // hammered with connects
+                            std::thread::sleep(Duration::from_millis(2));
+                        }
                     }
                 })
             })
