@@ -1,7 +1,7 @@
 //! `Pool`: a bounded group of coroutines (gevent: `gevent.pool.Pool` / `Group`), the
 //! [`Greenlet`] handles of its members, and its mapping helpers (`apply`, `map`, `imap`).
 
-mod greenlet;
+pub(crate) mod greenlet;
 mod group;
 mod map;
 

@@ -157,6 +157,10 @@ impl<C: Connection + ?Sized> Connection for Box<C> {
         (**self).server_closing()
     }
 
+    fn proxy_addr(&self) -> Option<crate::Address> {
+        (**self).proxy_addr()
+    }
+
     fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<u64> {
         (**self).send_file(file, offset, len)
     }

@@ -25,6 +25,7 @@ use super::forwarded;
 use super::head::{self, Framing, HeadError, Limits};
 use super::input::Input;
 use super::io::{Link, ReadBuf, Shared};
+use super::park::{ParkCtx, Parked};
 use super::response::{Failure, Response, StartResponse};
 
 /// Serves every request of one connection, then returns (the caller drops the connection).
@@ -47,10 +48,68 @@ pub fn handle_connection<C: Connection + 'static>(
     WsgiHandler::new_boxed(conn, peer, config, app).serve();
 }
 
+/// [`handle_connection`] for the crate's servers: `park` lets an idle keep-alive connection
+/// wait in the server's lot without this coroutine ([`super::park`]); `resumed` is set for a
+/// connection the lot gives back (input is waiting; read it under this keep-alive timeout).
+#[inline(never)]
+pub(crate) fn serve_connection(
+    conn: Box<dyn Connection>,
+    peer: Option<SocketAddr>,
+    config: &WsgiConfig,
+    app: &dyn Application,
+    park: Option<ParkCtx>,
+    resumed: Option<Option<Duration>>,
+) {
+    let (mut conn, mut park, mut resumed) = (conn, park, resumed);
+    loop {
+        let mut handler = WsgiHandler::new_boxed_dyn(conn, peer, config, app);
+        handler.park = park.take();
+        if let Some(left) = resumed.take() {
+            handler.first = false;
+            handler.resumed = Some(left);
+        }
+        handler.serve();
+        let Some(deadline) = handler.parked.take() else {
+            return;
+        };
+        let Some(ctx) = handler.park.take() else {
+            return;
+        };
+        let Some(idle) = handler.into_conn() else {
+            return;
+        };
+        let parked = Parked {
+            conn: idle,
+            fd: ctx.fd,
+            peer,
+            deadline,
+        };
+        match ctx.parking.park(parked) {
+            Ok(()) => return,
+            // the server is closing: an idle connection closes
+            Err(parked) if parked.conn.server_closing() => return,
+            // no room in the lot: wait on this coroutine (with a buffer), as without a lot
+            Err(parked) => {
+                conn = parked.conn;
+                resumed = Some(keepalive_left(deadline));
+            }
+        }
+    }
+}
+
+/// The keep-alive timeout left until `deadline`, at least [`IDLE_RELEASE`] (a request that
+/// has begun to arrive gets time to arrive whole).
+pub(crate) fn keepalive_left(deadline: Option<Instant>) -> Option<Duration> {
+    deadline.map(|at| {
+        at.saturating_duration_since(Instant::now())
+            .max(IDLE_RELEASE)
+    })
+}
+
 /// The shared connection (its own frame: see [`handle_connection`]).
 #[inline(never)]
-fn new_link<C: Connection + 'static>(conn: C) -> Shared {
-    Rc::new(RefCell::new(Link::new(conn)))
+fn new_link(conn: Box<dyn Connection>) -> Shared {
+    Rc::new(RefCell::new(Link::from_box(conn)))
 }
 
 /// The boxed environ storage of a connection (its own frame: see [`handle_connection`]).
@@ -74,6 +133,9 @@ enum Idle {
     Input,
     /// Input is there to read (or nothing was read): read it under this keep-alive timeout.
     Waited(Option<Duration>),
+    /// Idle past [`IDLE_RELEASE`] with the buffers released: park the connection in the
+    /// server's lot until this keep-alive deadline.
+    Park(Option<Instant>),
     /// The client closed, the keep-alive timeout passed, a read failed, or the server is
     /// closing: close the connection.
     Closed,
@@ -118,6 +180,12 @@ pub struct WsgiHandler<'a> {
     line: Vec<u8>,
     /// The peer may send forwarded headers (`forwarded_allow_ips`).
     forwarded_trusted: bool,
+    /// Where the connection can wait without a coroutine when idle (the server's lot).
+    park: Option<ParkCtx>,
+    /// Set when the handler ends to park the connection: its keep-alive deadline.
+    parked: Option<Option<Instant>>,
+    /// A connection given back by the lot: its first read runs under this keep-alive timeout.
+    resumed: Option<Option<Duration>>,
 }
 
 impl fmt::Debug for WsgiHandler<'_> {
@@ -138,6 +206,15 @@ impl<'a> WsgiHandler<'a> {
     /// Unix sockets: `REMOTE_ADDR` is then absent and the access log shows `-`).
     pub fn new<C: Connection + 'static>(
         conn: C,
+        peer: Option<SocketAddr>,
+        config: &'a WsgiConfig,
+        app: &'a dyn Application,
+    ) -> WsgiHandler<'a> {
+        WsgiHandler::new_dyn(Box::new(conn), peer, config, app)
+    }
+
+    fn new_dyn(
+        conn: Box<dyn Connection>,
         peer: Option<SocketAddr>,
         config: &'a WsgiConfig,
         app: &'a dyn Application,
@@ -166,6 +243,9 @@ impl<'a> WsgiHandler<'a> {
             first: true,
             started: Instant::now(),
             line: Vec::new(),
+            park: None,
+            parked: None,
+            resumed: None,
         }
     }
 
@@ -179,6 +259,29 @@ impl<'a> WsgiHandler<'a> {
         app: &'a dyn Application,
     ) -> Box<WsgiHandler<'a>> {
         Box::new(WsgiHandler::new(conn, peer, config, app))
+    }
+
+    /// [`WsgiHandler::new_boxed`] for a connection already boxed.
+    #[inline(never)]
+    fn new_boxed_dyn(
+        conn: Box<dyn Connection>,
+        peer: Option<SocketAddr>,
+        config: &'a WsgiConfig,
+        app: &'a dyn Application,
+    ) -> Box<WsgiHandler<'a>> {
+        Box::new(WsgiHandler::new_dyn(conn, peer, config, app))
+    }
+
+    /// The connection back, once nothing else holds it (between requests).
+    fn into_conn(self: Box<Self>) -> Option<Box<dyn Connection>> {
+        let WsgiHandler {
+            state, resp, link, ..
+        } = *self;
+        drop(state);
+        drop(resp);
+        Rc::try_unwrap(link)
+            .ok()
+            .map(|link| link.into_inner().stream)
     }
 
     /// Serves requests until the connection is done. gevent: `WSGIHandler.handle`.
@@ -303,10 +406,16 @@ impl<'a> WsgiHandler<'a> {
     /// started. gevent: `WSGIHandler.read_requestline` + `read_request`.
     fn read_request(&mut self, state: &mut EnvState) -> Result<Option<usize>, Reject> {
         let mut keepalive = self.config.keepalive_timeout;
-        if !self.first && state.input.rbuf().is_empty() {
+        if let Some(left) = self.resumed.take() {
+            keepalive = left;
+        } else if !self.first && state.input.rbuf().is_empty() {
             match self.wait_idle(state) {
                 Idle::Input => {}
                 Idle::Waited(left) => keepalive = left,
+                Idle::Park(deadline) => {
+                    self.parked = Some(deadline);
+                    return Ok(None);
+                }
                 Idle::Closed => return Ok(None),
             }
         }
@@ -418,6 +527,9 @@ impl<'a> WsgiHandler<'a> {
                 let left = keepalive.map(|k| k.saturating_sub(since.elapsed()));
                 match left {
                     Some(left) if left.is_zero() => Idle::Closed,
+                    _ if self.park.is_some() => {
+                        Idle::Park(keepalive.and_then(|k| since.checked_add(k)))
+                    }
                     _ => match link.wait_input(left) {
                         Ok(None) => Idle::Waited(left),
                         Ok(Some(0)) => Idle::Closed,

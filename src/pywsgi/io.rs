@@ -159,6 +159,16 @@ impl Link {
             stream: Box::new(stream),
         }
     }
+
+    pub(crate) fn from_box(stream: Box<dyn Connection>) -> Link {
+        Link {
+            wbuf: Vec::new(),
+            read_timeout: None,
+            timeout_set: false,
+            phase: Phase::Idle,
+            stream,
+        }
+    }
 }
 
 impl Link {

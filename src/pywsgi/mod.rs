@@ -89,6 +89,7 @@ mod handler;
 mod head;
 mod input;
 mod io;
+mod park;
 mod response;
 mod server;
 mod syntax;
