@@ -159,6 +159,20 @@ fn keep_alive_over_tls() {
 }
 
 #[test]
+fn an_idle_tls_connection_keeps_its_coroutine_and_is_served_after_idle() {
+    // TLS records may hold input the socket no longer shows: never parked without a
+    // coroutine (plain connections are, after IDLE_RELEASE)
+    let cert = TestCert::generate();
+    let (server, addr) = serve_tls(&cert, |c| c, app);
+    let mut client = tls_client(&cert, addr);
+    assert_eq!(get(&mut client, "/before").body_text(), "/before");
+    std::thread::sleep(may_gevent::pywsgi::IDLE_RELEASE + std::time::Duration::from_millis(300));
+    assert_eq!(server.parked_connections(), 0);
+    assert_eq!(server.pool().len(), 1);
+    assert_eq!(get(&mut client, "/after").body_text(), "/after");
+}
+
+#[test]
 fn pipelined_requests_are_answered_in_order_over_tls() {
     let cert = TestCert::generate();
     let (_server, addr) = serve_tls(&cert, |c| c, app);
