@@ -219,6 +219,7 @@ fn throughput(
         "CPU/req vs minihttp",
         "(rounds: min-max)",
         "CPU/req vs WsgiServer",
+        "p50 / p99 ms",
     ]);
     let reference = SERVERS.len() - 1;
     for (c, &(label, conns, _)) in CASES.iter().enumerate() {
@@ -237,6 +238,7 @@ fn throughput(
                 format!("{cpu_ratio:.2}x"),
                 format!("{lo:.2}-{hi:.2}"),
                 format!("{vs_wsgi:.2}x"),
+                latency(&plain[c][s]),
             ]);
         }
     }
@@ -247,7 +249,9 @@ fn throughput(
          figure that counts; user us/req is its user-mode part (the rest is kernel time); \
          /proc CPU time has 10 ms resolution. CPU/req vs WsgiServer = the same against \
          pywsgi's WsgiServer (access log off) in the same round; wsgi::WsgiServer is the same \
-         application on may_minihttp's engine (feature minihttp)."
+         application on may_minihttp's engine (feature minihttp). p50 / p99 = response latency \
+         percentiles (from the client queueing a request to parsing its response; one clock \
+         read per client epoll batch), medians over the rounds."
     );
     if wrap.is_some() {
         let mut table = Table::new(&[
@@ -286,6 +290,24 @@ fn throughput(
              before the warm-up; may_minihttp has no TLS."
         );
     }
+}
+
+/// Medians over the rounds of the p50 and p99 response latency, in ms.
+fn latency(runs: &[Measured]) -> String {
+    let mut p50: Vec<f64> = runs
+        .iter()
+        .filter_map(|m| m.latency)
+        .map(|l| l.0.as_secs_f64() * 1e3)
+        .collect();
+    let mut p99: Vec<f64> = runs
+        .iter()
+        .filter_map(|m| m.latency)
+        .map(|l| l.1.as_secs_f64() * 1e3)
+        .collect();
+    if p99.is_empty() {
+        return "-".into();
+    }
+    format!("{:.3} / {:.3}", median(&mut p50), median(&mut p99))
 }
 
 /// The 1-minute load average (`/proc/loadavg`).

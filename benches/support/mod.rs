@@ -17,13 +17,14 @@
 pub(crate) mod echo;
 pub(crate) mod http;
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -329,6 +330,9 @@ pub(crate) struct Measured {
     pub(crate) server_cpu: Duration,
     /// The user-mode part of `server_cpu` (the rest is kernel time).
     pub(crate) server_user: Duration,
+    /// Response latency percentiles over the window (from a request queued by the client to
+    /// its response parsed; `None` for loads that do not time requests): p50, p99.
+    pub(crate) latency: Option<(Duration, Duration)>,
 }
 
 impl Measured {
@@ -347,10 +351,16 @@ impl Measured {
     }
 }
 
+#[derive(Default)]
 struct Shared {
     count: AtomicU64,
     stop: AtomicBool,
     connected: AtomicUsize,
+    /// The measured window is open: client threads record latencies.
+    measuring: AtomicBool,
+    /// Latencies (ns, saturated at u32::MAX) recorded in the window, appended by each client
+    /// thread when it ends.
+    latencies: Mutex<Vec<u32>>,
 }
 
 impl Load {
@@ -398,11 +408,7 @@ impl Load {
         server: &'a ChildServer,
         during: Option<During<'a>>,
     ) -> io::Result<Measured> {
-        let shared = Arc::new(Shared {
-            count: AtomicU64::new(0),
-            stop: AtomicBool::new(false),
-            connected: AtomicUsize::new(0),
-        });
+        let shared = Arc::new(Shared::default());
         let workers = self.spawn_clients(&shared);
         let window = Window {
             ready: self.connections,
@@ -419,11 +425,7 @@ impl Load {
     /// measurement of a server process); returns the responses counted. For profiling a
     /// server started by hand (e.g. under valgrind).
     pub(crate) fn run_total(&self, total: u64) -> io::Result<u64> {
-        let shared = Arc::new(Shared {
-            count: AtomicU64::new(0),
-            stop: AtomicBool::new(false),
-            connected: AtomicUsize::new(0),
-        });
+        let shared = Arc::new(Shared::default());
         let workers = self.spawn_clients(&shared);
         while shared.count.load(Ordering::SeqCst) < total && !shared.stop.load(Ordering::SeqCst) {
             thread::sleep(Duration::from_millis(1));
@@ -507,6 +509,7 @@ impl Window {
             thread::sleep(Duration::from_millis(5));
         }
         thread::sleep(self.warmup);
+        shared.measuring.store(true, Ordering::SeqCst);
         let (n0, c0, t0) = (
             shared.count.load(Ordering::SeqCst),
             proc_cpu_split(server.pid())?,
@@ -527,16 +530,27 @@ impl Window {
             proc_cpu_split(server.pid())?,
             Instant::now(),
         );
+        shared.measuring.store(false, Ordering::SeqCst);
         let stopped_early = shared.stop.load(Ordering::SeqCst);
         finish(workers)?;
         if stopped_early {
             return Err(io::Error::other("load generator stopped early"));
         }
+        let latency = {
+            let mut all = shared.latencies.lock().unwrap_or_else(|p| p.into_inner());
+            all.sort_unstable();
+            let at = |q: f64| {
+                let i = ((all.len() as f64 * q) as usize).min(all.len() - 1);
+                Duration::from_nanos(u64::from(all[i]))
+            };
+            (!all.is_empty()).then(|| (at(0.50), at(0.99)))
+        };
         Ok(Measured {
             messages: n1 - n0,
             elapsed: t1 - t0,
             server_cpu: (c1.0 + c1.1).saturating_sub(c0.0 + c0.1),
             server_user: c1.0.saturating_sub(c0.0),
+            latency,
         })
     }
 }
@@ -576,11 +590,7 @@ impl Churn {
 
     /// Run against `server`; `messages` in the result counts connections.
     pub(crate) fn run(&self, server: &ChildServer) -> io::Result<Measured> {
-        let shared = Arc::new(Shared {
-            count: AtomicU64::new(0),
-            stop: AtomicBool::new(false),
-            connected: AtomicUsize::new(0),
-        });
+        let shared = Arc::new(Shared::default());
         let workers: Vec<_> = (0..self.threads)
             .map(|_| {
                 let (churn, shared) = (self.clone(), shared.clone());
@@ -670,6 +680,8 @@ struct Conn {
     output: Vec<u8>,
     written: usize,
     want_write: bool,
+    /// When each request in flight was queued, oldest first.
+    sent: VecDeque<Instant>,
 }
 
 /// One client thread: `conns` non-blocking connections driven by one epoll loop.
@@ -699,6 +711,7 @@ fn client_thread(load: &Load, conns: usize, shared: &Shared) -> io::Result<()> {
         for _ in 0..load.depth {
             output.extend_from_slice(&load.request);
         }
+        let sent = VecDeque::with_capacity(load.depth);
         all.push(Conn {
             stream,
             fd,
@@ -706,6 +719,7 @@ fn client_thread(load: &Load, conns: usize, shared: &Shared) -> io::Result<()> {
             output,
             written: 0,
             want_write: false,
+            sent,
         });
         shared.connected.fetch_add(1, Ordering::SeqCst);
     }
@@ -716,13 +730,19 @@ fn client_thread(load: &Load, conns: usize, shared: &Shared) -> io::Result<()> {
         }
         thread::sleep(Duration::from_millis(1));
     }
+    let start = Instant::now();
     for (i, conn) in all.iter_mut().enumerate() {
+        conn.sent.extend(std::iter::repeat_n(start, load.depth));
         flush(conn, &epoll, i)?;
     }
     let mut scratch = vec![0u8; 64 * 1024];
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; conns.clamp(1, 1024)];
+    let mut latencies: Vec<u32> = Vec::new();
     while !shared.stop.load(Ordering::Relaxed) {
         let ready = epoll.wait(&mut events, if load.spin { 0 } else { 10 })?;
+        // one clock read per batch: the responses of a batch arrived by now
+        let now = if ready > 0 { Instant::now() } else { start };
+        let measuring = shared.measuring.load(Ordering::Relaxed);
         let mut done = 0u64;
         for ev in &events[..ready] {
             let (flags, i) = (ev.events, ev.u64 as usize);
@@ -755,6 +775,13 @@ fn client_thread(load: &Load, conns: usize, shared: &Shared) -> io::Result<()> {
                     conn.input.drain(..used);
                     done += responses as u64;
                     for _ in 0..responses {
+                        if let Some(sent) = conn.sent.pop_front() {
+                            if measuring {
+                                let ns = now.saturating_duration_since(sent).as_nanos();
+                                latencies.push(u32::try_from(ns).unwrap_or(u32::MAX));
+                            }
+                        }
+                        conn.sent.push_back(now);
                         conn.output.extend_from_slice(&load.request);
                     }
                     flush(conn, &epoll, i)?;
@@ -768,6 +795,11 @@ fn client_thread(load: &Load, conns: usize, shared: &Shared) -> io::Result<()> {
             shared.count.fetch_add(done, Ordering::Relaxed);
         }
     }
+    shared
+        .latencies
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .extend_from_slice(&latencies);
     Ok(())
 }
 

@@ -92,9 +92,13 @@ pub const READ_BUFFER_SIZE: usize = 1024;
 /// How long a keep-alive connection waits for its next request before it gives its buffers
 /// back (the read buffer, the copy of the last head and its header slots, the response and
 /// access-log buffers): past this, it waits for input without holding a buffer, and the next
-/// request allocates them again. Idle connections then cost about two stack pages each;
-/// connections busier than this never reallocate. (TLS connections keep their buffers: their
-/// records may hold input the socket no longer shows.)
+/// request allocates them again; connections busier than this never reallocate. On a
+/// [`WsgiServer`](super::WsgiServer) with the default spawn strategy such a connection also
+/// gives its coroutine back and waits in the server's lot (about 4 KiB resident instead of
+/// 12 KiB: see [`WsgiServer::parked_connections`](super::WsgiServer::parked_connections));
+/// elsewhere (a bounded pool, [`handle_connection`](super::handle_connection) called directly)
+/// it waits on its coroutine, two stack pages. (TLS connections keep their buffers and their
+/// coroutine: their records may hold input the socket no longer shows.)
 pub const IDLE_RELEASE: Duration = Duration::from_secs(1);
 
 /// Default `SERVER_SOFTWARE` environ value.

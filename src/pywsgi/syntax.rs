@@ -147,17 +147,41 @@ pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
+/// `"00" "01" .. "99"`: two decimal digits per lookup.
+pub(crate) const DIGIT_PAIRS: &[u8; 200] = &{
+    let mut pairs = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        pairs[2 * i] = b'0' + (i / 10) as u8;
+        pairs[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    pairs
+};
+
+/// The two digits of `n` (below 100).
+#[inline]
+pub(crate) fn two_digits(n: u64) -> [u8; 2] {
+    let at = (n as usize % 100) * 2;
+    [DIGIT_PAIRS[at], DIGIT_PAIRS[at + 1]]
+}
+
 /// `n` in decimal, written at the end of `digits`; returns the digits.
 #[inline]
 pub(crate) fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &[u8] {
+    // two digits per step: a u64 has at most 20, so `i` never goes below 0
     let mut i = digits.len();
-    loop {
+    while n >= 100 {
+        i -= 2;
+        digits[i..i + 2].copy_from_slice(&two_digits(n % 100));
+        n /= 100;
+    }
+    if n >= 10 {
+        i -= 2;
+        digits[i..i + 2].copy_from_slice(&two_digits(n));
+    } else {
         i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        digits[i] = b'0' + n as u8;
     }
     &digits[i..]
 }
@@ -165,6 +189,25 @@ pub(crate) fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_writes_every_length() {
+        let mut digits = [0u8; 20];
+        let mut n: u64 = 1;
+        for _ in 0..20 {
+            for m in [n - 1, n, n + 1, n.saturating_mul(7) / 3] {
+                assert_eq!(decimal(m, &mut digits), m.to_string().as_bytes(), "{m}");
+            }
+            n = n.saturating_mul(10);
+        }
+        assert_eq!(
+            decimal(u64::MAX, &mut digits),
+            u64::MAX.to_string().as_bytes()
+        );
+        for m in 0..1000 {
+            assert_eq!(decimal(m, &mut digits), m.to_string().as_bytes());
+        }
+    }
 
     #[test]
     fn same_bytes_is_equality() {
