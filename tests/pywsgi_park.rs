@@ -249,3 +249,54 @@ fn an_idle_unix_socket_connection_is_parked_and_served_again() {
     assert!(rest.is_empty(), "after stop: {rest:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn stop_lets_a_resumed_request_in_flight_finish_with_connection_close() {
+    let server = serve(from_fn(|env, start_response| {
+        if env.path_info() == "/slow" {
+            may::coroutine::sleep(Duration::from_millis(400));
+        }
+        start_response.call("200 OK", &[("Content-Type", "text/plain")])?;
+        Ok(format!("path={}", env.path_info()).into())
+    }));
+    let mut client = server.client();
+    assert_eq!(client.get("/").body_text(), "path=/");
+    idle_past_release();
+    eventually("parked", || server.server.parked_connections() == 1);
+    client.send(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
+    // the resumed handler is a pool member again while it serves
+    eventually("serving", || server.server.pool().len() == 1);
+    server.server.stop(Duration::from_secs(5));
+    let resp = client.read(false).expect("the response in flight");
+    assert_eq!(resp.body_text(), "path=/slow");
+    assert_eq!(resp.header("Connection"), Some("close"));
+    client.assert_closed();
+}
+
+#[test]
+fn clients_idling_and_sending_at_once_are_all_served_in_order() {
+    // 24 clients, half of them pause past IDLE_RELEASE between their requests (parked and
+    // resumed while the others keep the server busy), each checks every answer
+    let server = std::sync::Arc::new(serve(hello()));
+    let threads: Vec<_> = (0..24)
+        .map(|n| {
+            let server = server.clone();
+            std::thread::spawn(move || {
+                let mut client = server.client();
+                for round in 0..3 {
+                    for k in 0..5 {
+                        let path = format!("/c{n}r{round}k{k}");
+                        assert_eq!(client.get(&path).body_text(), format!("path={path}"));
+                    }
+                    if n % 2 == 0 {
+                        idle_past_release();
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("a client failed");
+    }
+    assert_eq!(server.access_lines(24 * 15).len(), 24 * 15);
+}
