@@ -100,6 +100,7 @@ mod io;
 mod park;
 mod response;
 mod server;
+mod sweep;
 mod syntax;
 
 pub use app::{from_fn, Application};

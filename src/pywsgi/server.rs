@@ -7,9 +7,11 @@ use std::fs::File;
 use std::io;
 use std::net::{IpAddr, Shutdown};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+
+use may::io::WaitIo;
 
 use crate::address::Address;
 use crate::base_server::BaseServer;
@@ -26,6 +28,7 @@ use super::config::{AccessLog, WsgiConfig};
 use super::conn::Connection;
 use super::handler::{keepalive_left, serve_connection};
 use super::park::{ParkCtx, Parking};
+use super::sweep::{Clock, ConnState, SweptReader};
 
 /// The live connections of a WSGI server, so that `close()`/`stop()` can end the idle
 /// keep-alive ones at once instead of waiting for the keep-alive timeout (gevent leaves them
@@ -34,21 +37,31 @@ use super::park::{ParkCtx, Parking};
 /// finishes it (answered with `Connection: close`) and closes.
 ///
 /// A connection registers once; between requests it only flips its own atomic state, so the
-/// per-request cost is two compare-and-swaps and no shared lock.
+/// per-request cost is two compare-and-swaps and no shared lock. The sweeper (one coroutine
+/// while the server has connections) enforces the read deadlines of plain connections
+/// ([`super::sweep`]).
 struct Connections {
     closing: AtomicBool,
-    live: Mutex<HashMap<RawFd, Arc<AtomicU8>>>,
+    live: Mutex<Live>,
     /// The idle connections parked without a coroutine (`Spawn::Default` only).
     parking: Arc<Parking>,
+    clock: Clock,
 }
 
-/// Connection states (`Served::state`).
+#[derive(Default)]
+struct Live {
+    map: HashMap<RawFd, Arc<ConnState>>,
+    /// A sweeper coroutine runs (it ends when `map` is empty).
+    sweeping: bool,
+}
+
+/// Connection states (`ConnState::phase`).
 const BUSY: u8 = 0;
 const IDLE: u8 = 1;
 const CLOSED: u8 = 2;
 
 impl Connections {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RawFd, Arc<AtomicU8>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Live> {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -58,8 +71,8 @@ impl Connections {
             self.parking.set_closing(false);
         }
         if closing {
-            for (fd, state) in self.lock().iter() {
-                if state.swap(CLOSED, Ordering::SeqCst) == IDLE {
+            for (fd, state) in self.lock().map.iter() {
+                if state.phase.swap(CLOSED, Ordering::SeqCst) == IDLE {
                     #[allow(unsafe_code)]
                     // SAFETY: shutdown(2) does not close or invalidate the descriptor, and `fd`
                     // is open: its connection removes it from this map, under this lock,
@@ -73,33 +86,67 @@ impl Connections {
             self.parking.set_closing(true);
         }
     }
+
+    /// The sweeper: every tick, wakes the readers whose deadline has passed; ends when no
+    /// connection is left (the next one starts it again).
+    fn sweep(self: Arc<Self>) {
+        loop {
+            may::coroutine::sleep(self.clock.tick);
+            let mut live = self.lock();
+            if live.map.is_empty() {
+                live.sweeping = false;
+                return;
+            }
+            let now = self.clock.now();
+            for state in live.map.values() {
+                state.fire_if_due(now);
+            }
+        }
+    }
 }
 
 /// A connection as the engine sees it: the stream plus its entry in [`Connections`].
 struct Served {
     stream: Stream,
     connections: Arc<Connections>,
-    state: Arc<AtomicU8>,
+    state: Arc<ConnState>,
+    /// Plain sockets read through [`SweptReader`] (TLS streams through may's reads).
+    swept: Option<SweptReader>,
 }
 
 impl Served {
     // Kept out of the connection closure's frame: that frame stays on the stack, resident,
     // for the whole connection.
     #[inline(never)]
-    fn new(stream: Stream, connections: Arc<Connections>) -> Served {
-        let state = Arc::new(AtomicU8::new(BUSY));
+    fn new(stream: Stream, connections: &Arc<Connections>) -> Served {
+        let waker = match (stream.is_tls(), stream.get_ref()) {
+            (false, PlainStream::Tcp(s)) => Some(s.waker()),
+            (false, PlainStream::Unix(s)) => Some(s.waker()),
+            (true, _) => None,
+        };
+        let swept = waker.is_some().then(SweptReader::default);
+        let state = Arc::new(ConnState::new(BUSY, waker));
         {
             let mut live = connections.lock();
             // checked under the lock: either we see `closing`, or the sweep sees us
             if connections.closing.load(Ordering::SeqCst) {
-                state.store(CLOSED, Ordering::SeqCst);
+                state.phase.store(CLOSED, Ordering::SeqCst);
             }
-            live.insert(stream.as_raw_fd(), state.clone());
+            live.map.insert(stream.as_raw_fd(), state.clone());
+            if swept.is_some() && !live.sweeping {
+                let sweeper = connections.clone();
+                let started =
+                    crate::pool::greenlet::spawn_core(None, None, move |_| move || sweeper.sweep());
+                live.sweeping = started.is_ok();
+            }
         }
+        // No sweeper (no coroutine could be made): may's own read timers.
+        let swept = swept.filter(|_| connections.lock().sweeping);
         Served {
             stream,
-            connections,
+            connections: connections.clone(),
             state,
+            swept,
         }
     }
 }
@@ -107,22 +154,35 @@ impl Served {
 impl Drop for Served {
     fn drop(&mut self) {
         // Also during a cancel: a std mutex held for a moment, no may I/O.
-        self.connections.lock().remove(&self.stream.as_raw_fd());
+        self.connections.lock().map.remove(&self.stream.as_raw_fd());
     }
 }
 
 impl io::Read for Served {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.stream.read(buf)
+        match &mut self.swept {
+            Some(reader) => reader.read(
+                self.stream.get_ref(),
+                &self.state,
+                &self.connections.clock,
+                buf,
+            ),
+            None => self.stream.read(buf),
+        }
     }
 }
 
 impl io::Write for Served {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.stream.write(buf)
+        self.write_vectored(&[io::IoSlice::new(buf)])
     }
 
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        if let Some(reader) = &mut self.swept {
+            if let Some(res) = reader.write(self.stream.get_ref(), bufs) {
+                return res;
+            }
+        }
         self.stream.write_vectored(bufs)
     }
 
@@ -133,7 +193,13 @@ impl io::Write for Served {
 
 impl Connection for Served {
     fn set_read_timeout(&mut self, dur: Option<Duration>) -> io::Result<()> {
-        self.stream.set_read_timeout(dur)
+        match &mut self.swept {
+            Some(reader) => {
+                reader.timeout = dur;
+                Ok(())
+            }
+            None => self.stream.set_read_timeout(dur),
+        }
     }
 
     fn set_write_timeout(&mut self, dur: Option<Duration>) -> io::Result<()> {
@@ -145,17 +211,16 @@ impl Connection for Served {
     }
 
     fn set_idle(&mut self, idle: bool) -> bool {
+        let phase = &self.state.phase;
         if idle {
             // fails only when the server closed us
-            self.state
+            phase
                 .compare_exchange(BUSY, IDLE, Ordering::SeqCst, Ordering::SeqCst)
                 .is_ok()
         } else {
             // a failure means the sweep closed us meanwhile: the read side is shut, what was
             // read is served, with `Connection: close`
-            let _ = self
-                .state
-                .compare_exchange(IDLE, BUSY, Ordering::SeqCst, Ordering::SeqCst);
+            let _ = phase.compare_exchange(IDLE, BUSY, Ordering::SeqCst, Ordering::SeqCst);
             true
         }
     }
@@ -165,10 +230,19 @@ impl Connection for Served {
     }
 
     fn wait_input(&mut self) -> io::Result<Option<usize>> {
-        Connection::wait_input(&mut self.stream)
+        match &mut self.swept {
+            Some(reader) => reader
+                .peek(self.stream.get_ref(), &self.state, &self.connections.clock)
+                .map(Some),
+            None => Connection::wait_input(&mut self.stream),
+        }
     }
 
     fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<u64> {
+        if let Some(reader) = &mut self.swept {
+            // may waits for room with the socket's event flag
+            reader.forget();
+        }
         Connection::send_file(&mut self.stream, file, offset, len)
     }
 
@@ -500,9 +574,16 @@ impl WsgiServerBuilder {
         // Idle connections leave their coroutines only where the pool does not count them
         // (gevent's Pool(n) counts connections, idle ones included).
         let parkable = matches!(self.common.spawn, crate::Spawn::Default);
+        let settings = cell.template.settings();
+        let clock = Clock::new(&[
+            settings.header_read_timeout(),
+            settings.keepalive_timeout(),
+            settings.body_read_timeout(),
+        ]);
         let connections = Arc::new(Connections {
             closing: AtomicBool::new(false),
-            live: Mutex::new(HashMap::new()),
+            live: Mutex::new(Live::default()),
+            clock,
             parking: Arc::new(Parking::new(
                 resume_parked(cell.clone(), app.clone()),
                 cell.template.base.errors.clone(),
@@ -517,7 +598,7 @@ impl WsgiServerBuilder {
                 parking: registry.parking.clone(),
                 fd: stream.as_raw_fd(),
             });
-            let conn = Served::new(stream, registry.clone());
+            let conn = Served::new(stream, &registry);
             serve_connection(
                 Box::new(conn),
                 address.as_inet(),

@@ -1,0 +1,307 @@
+//! Reads of a server's plain connections without may's per-read timer and without the read
+//! that only finds the socket empty.
+//!
+//! may's `read` on a socket with a timeout first tries a non-blocking read (on a keep-alive
+//! connection, right after the response went out, it finds nothing: one `EAGAIN` syscall per
+//! request), then parks the coroutine with a timer made for that read (an allocation and a
+//! timer-list insert and removal: about 650 instructions per request, more than httparse
+//! takes to parse the request). A [`SweptReader`] does neither:
+//!
+//! - when its last read emptied the socket and no readiness event came since (may's
+//!   edge-triggered `io_flag`, cleared just before that read), it waits at once
+//!   ([`WaitIo::wait_io`]) instead of asking the kernel first — unless the peer has closed
+//!   or reset its side (an end of stream queued behind the data brings no further event);
+//! - the read's deadline is one atomic word in the connection's [`ConnState`]; the server's
+//!   sweeper ([`ConnState::fire_if_due`], every [`Clock::tick`]) wakes a reader whose deadline
+//!   has passed, which then fails with `TimedOut` exactly as a may read timeout does. The
+//!   socket is left as it is (an idle connection's soft timeout, `IDLE_RELEASE`, goes on).
+//!
+//! Writes go straight to the non-blocking socket too ([`SweptReader::write`]): may's write
+//! clears the event flag (an event that came between a read and a response would be lost to
+//! the next read's shortcut), so only a write that must wait goes through may, and the read
+//! after it asks the kernel.
+//!
+//! A timeout fires up to one tick late. A cancelled reader (`Pool::kill`, `stop(timeout)`)
+//! unwinds as it does in a may read: `wait_io` returns without an event and the reader
+//! resumes may's cancel.
+
+use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use may::io::{AsIoData, IoData, WaitIo, WaitIoWaker};
+
+use crate::stream::PlainStream;
+
+/// `ConnState::deadline` when no read waits.
+const NO_DEADLINE: u64 = 0;
+/// `ConnState::deadline` once the sweeper woke the reader.
+const FIRED: u64 = u64::MAX;
+
+/// What a server keeps per live connection: its phase between requests (`server.rs`) and the
+/// deadline of the read it waits in, if any.
+pub(crate) struct ConnState {
+    pub(crate) phase: AtomicU8,
+    /// Nanoseconds since [`Clock`]'s epoch; [`NO_DEADLINE`] or [`FIRED`].
+    deadline: AtomicU64,
+    /// Wakes the connection's coroutine out of `wait_io` (`None`: not swept).
+    waker: Option<WaitIoWaker>,
+}
+
+impl ConnState {
+    pub(crate) fn new(phase: u8, waker: Option<WaitIoWaker>) -> ConnState {
+        ConnState {
+            phase: AtomicU8::new(phase),
+            deadline: AtomicU64::new(NO_DEADLINE),
+            waker,
+        }
+    }
+
+    fn arm(&self, at: u64) {
+        self.deadline
+            .store(at.clamp(1, FIRED - 1), Ordering::Release);
+    }
+
+    /// Ends a wait; true if the sweeper fired it.
+    fn disarm(&self) -> bool {
+        self.deadline.swap(NO_DEADLINE, Ordering::AcqRel) == FIRED
+    }
+
+    /// The sweeper: wakes the reader if its deadline is `now` or earlier.
+    pub(crate) fn fire_if_due(&self, now: u64) {
+        let deadline = self.deadline.load(Ordering::Acquire);
+        if deadline == NO_DEADLINE || deadline == FIRED || deadline > now {
+            return;
+        }
+        let fired = self
+            .deadline
+            .compare_exchange(deadline, FIRED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if let (true, Some(waker)) = (fired, &self.waker) {
+            waker.wakeup();
+        }
+    }
+}
+
+/// The time base of a server's deadlines, and how often its sweeper looks at them.
+pub(crate) struct Clock {
+    epoch: Instant,
+    pub(crate) tick: Duration,
+}
+
+impl Clock {
+    /// A sweeper period fine enough for the shortest of `timeouts`: a tenth of it, between
+    /// 5 ms and 100 ms.
+    pub(crate) fn new(timeouts: &[Option<Duration>]) -> Clock {
+        let shortest = timeouts
+            .iter()
+            .flatten()
+            .min()
+            .copied()
+            .unwrap_or(Duration::from_secs(1));
+        Clock {
+            epoch: Instant::now(),
+            tick: (shortest / 10).clamp(Duration::from_millis(5), Duration::from_millis(100)),
+        }
+    }
+
+    fn at(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(FIRED - 1)
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        self.at(Instant::now())
+    }
+}
+
+/// The reading half of a swept connection's state (kept by its owner, one per connection).
+#[derive(Debug, Default)]
+pub(crate) struct SweptReader {
+    /// The read timeout the engine set (`None`: wait without one).
+    pub(crate) timeout: Option<Duration>,
+    /// The last read emptied the socket; nothing was read since.
+    drained: bool,
+    /// The peer closed (or reset) its side: an end of stream may be queued behind the data,
+    /// with no event to come for it, so every read asks the kernel.
+    hup: bool,
+}
+
+/// The epoll events after which no further event may come for what is queued.
+const HUP_EVENTS: usize = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as usize;
+
+fn io_data(plain: &PlainStream) -> &IoData {
+    match plain {
+        PlainStream::Tcp(s) => s.as_io_data(),
+        PlainStream::Unix(s) => s.as_io_data(),
+    }
+}
+
+impl SweptReader {
+    /// `read(2)` on the non-blocking socket, waiting (under the timeout) while it is empty.
+    pub(crate) fn read(
+        &mut self,
+        plain: &PlainStream,
+        state: &ConnState,
+        clock: &Clock,
+        buf: &mut [u8],
+    ) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let io = io_data(plain);
+        let mut deadline = None;
+        loop {
+            if !self.drained || self.hup || io.io_flag.load(Ordering::Acquire) != 0 {
+                // An event that comes after this is seen by the next wait.
+                if io.reset() & HUP_EVENTS != 0 {
+                    self.hup = true;
+                }
+                let res = match plain {
+                    PlainStream::Tcp(s) => (&mut s.inner()).read(buf),
+                    PlainStream::Unix(s) => (&mut s.inner()).read(buf),
+                };
+                match res {
+                    // at the end of the stream, a next read must find it again
+                    Ok(0) => {
+                        self.drained = false;
+                        return Ok(0);
+                    }
+                    Ok(n) => {
+                        self.drained = n < buf.len();
+                        return Ok(n);
+                    }
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(err) => {
+                        self.drained = false;
+                        return Err(err);
+                    }
+                }
+            }
+            self.drained = true;
+            self.wait(plain, state, clock, &mut deadline)?;
+        }
+    }
+
+    /// `write(2)` on the non-blocking socket. `None` when the socket cannot take anything now:
+    /// the caller then writes through may (which waits for room), and since may's write
+    /// clears the socket's event flag, the next read asks the kernel first.
+    pub(crate) fn write(
+        &mut self,
+        plain: &PlainStream,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Option<io::Result<usize>> {
+        loop {
+            let res = match plain {
+                PlainStream::Tcp(s) => (&mut s.inner()).write_vectored(bufs),
+                PlainStream::Unix(s) => (&mut s.inner()).write_vectored(bufs),
+            };
+            match res {
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.drained = false;
+                    return None;
+                }
+                res => return Some(res),
+            }
+        }
+    }
+
+    /// Something other than [`SweptReader`] used the socket's event flag (a may read, write
+    /// or sendfile): the next read asks the kernel first.
+    pub(crate) fn forget(&mut self) {
+        self.drained = false;
+    }
+
+    /// Waits (under the timeout) until there is input or the stream ended, without taking
+    /// any: `Ok(n)`, `n` > 0 when there is input, 0 at the end of the stream.
+    pub(crate) fn peek(
+        &mut self,
+        plain: &PlainStream,
+        state: &ConnState,
+        clock: &Clock,
+    ) -> io::Result<usize> {
+        let io = io_data(plain);
+        let mut deadline = None;
+        let mut byte = [0u8; 1];
+        loop {
+            if io.reset() & HUP_EVENTS != 0 {
+                self.hup = true;
+            }
+            let res = match plain {
+                PlainStream::Tcp(s) => s.inner().peek(&mut byte),
+                PlainStream::Unix(s) => {
+                    socket2::SockRef::from(s.inner()).peek(as_uninit(&mut byte))
+                }
+            };
+            match res {
+                Ok(n) => {
+                    self.drained = false;
+                    return Ok(n);
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
+            }
+            self.wait(plain, state, clock, &mut deadline)?;
+        }
+    }
+
+    /// One wait for a readiness event, or the sweeper at the deadline (`TimedOut`), or a
+    /// cancel (unwinds).
+    fn wait(
+        &mut self,
+        plain: &PlainStream,
+        state: &ConnState,
+        clock: &Clock,
+        deadline: &mut Option<Instant>,
+    ) -> io::Result<()> {
+        if let Some(timeout) = self.timeout {
+            let at = *deadline.get_or_insert_with(|| Instant::now() + timeout);
+            state.arm(clock.at(at));
+        }
+        let events = match plain {
+            PlainStream::Tcp(s) => s.wait_io(),
+            PlainStream::Unix(s) => s.wait_io(),
+        };
+        let fired = self.timeout.is_some() && state.disarm();
+        // whatever woke us, the next read asks the kernel
+        self.drained = false;
+        if events & HUP_EVENTS != 0 {
+            self.hup = true;
+        }
+        if events == 0 {
+            // Neither an event nor the sweeper (both set io_flag): a cancel woke us, and
+            // `wait_io` cleared its mark.
+            resume_cancel();
+        }
+        if fired {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "read timed out"));
+        }
+        Ok(())
+    }
+}
+
+/// The bytes of `buf` as the uninitialised buffer socket2's `peek` writes into.
+fn as_uninit(buf: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
+    #[allow(unsafe_code)]
+    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and `peek` only writes initialised
+    // bytes into it, so `buf` stays initialised.
+    unsafe {
+        std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast(), buf.len())
+    }
+}
+
+/// Continues a cancel that `wait_io` absorbed: marks the coroutine cancelled again (so that
+/// may calls made while unwinding fail at once, as in may's own cancel) and unwinds with
+/// may's cancel payload (the pool counts the task as killed, handlers let it through).
+#[cold]
+fn resume_cancel() -> ! {
+    #[allow(unsafe_code)]
+    // SAFETY: the current coroutine is running, so may's cancel finds it parked nowhere: it
+    // only sets the cancel mark (there is no wait to interrupt and no coroutine to resume).
+    unsafe {
+        may::coroutine::current().cancel();
+    }
+    std::panic::panic_any(generator::Error::Cancel)
+}

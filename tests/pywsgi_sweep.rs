@@ -1,0 +1,175 @@
+//! `WsgiServer` reads plain connections without may's per-read timer (a sweeper enforces the
+//! deadlines) and skips the read that would only find the socket empty. What must hold:
+//! a cancel in such a wait unwinds the handler as a may read's would, the timeouts still
+//! fire, and no input is ever left unread while the server waits (requests and bodies that
+//! arrive in pieces, while responses are written, with the client closing mid-stream).
+
+#[path = "wsgi_support/mod.rs"]
+mod support;
+
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use may_gevent::pywsgi::{from_fn, Application};
+use support::{serve, serve_with};
+
+/// Counts its drops: shows that a cancelled handler's frames were unwound.
+struct Guard(Arc<AtomicUsize>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn blocked_body_reader(started: mpsc::Sender<()>, dropped: Arc<AtomicUsize>) -> impl Application {
+    let started = Mutex::new(started);
+    from_fn(move |env, start_response| {
+        let _guard = Guard(dropped.clone());
+        started.lock().unwrap().send(()).unwrap();
+        let mut body = Vec::new();
+        // the client promised 10 bytes and sends none
+        env.input().read_to_end(&mut body)?;
+        start_response.call("200 OK", &[])?;
+        Ok("never".into())
+    })
+}
+
+#[test]
+fn a_kill_during_a_body_read_unwinds_the_handler() {
+    let (tx, rx) = mpsc::channel();
+    let dropped = Arc::new(AtomicUsize::new(0));
+    // no body timeout: only the kill can end the read
+    let server = serve_with(
+        |c| c.body_read_timeout(None),
+        blocked_body_reader(tx, dropped.clone()),
+    );
+    let mut client = server.client();
+    client.send(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n");
+    rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let begin = Instant::now();
+    assert!(
+        server.server.pool().kill(Duration::from_secs(5)),
+        "the handler was not killed"
+    );
+    assert!(
+        begin.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        begin.elapsed()
+    );
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        1,
+        "the handler's frames did not unwind"
+    );
+    assert!(server.server.pool().is_empty());
+    client.assert_closed();
+}
+
+#[test]
+fn a_kill_during_a_keepalive_wait_ends_the_connection() {
+    let server = serve_with(
+        |c| c.keepalive_timeout(None),
+        from_fn(|_env, start_response| {
+            start_response.call("200 OK", &[])?;
+            Ok("ok".into())
+        }),
+    );
+    let mut client = server.client();
+    assert_eq!(client.get("/").body_text(), "ok");
+    // waiting for the next request (before IDLE_RELEASE: still on its coroutine)
+    let begin = Instant::now();
+    assert!(server.server.pool().kill(Duration::from_secs(5)));
+    assert!(
+        begin.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        begin.elapsed()
+    );
+    client.assert_closed();
+}
+
+#[test]
+fn timeouts_fire_through_the_sweeper() {
+    // header timeout: 408 after it, not much later
+    let server = serve_with(
+        |c| c.header_read_timeout(Duration::from_millis(400)),
+        from_fn(|_env, start_response| {
+            start_response.call("200 OK", &[])?;
+            Ok("ok".into())
+        }),
+    );
+    let mut stream = server.connect();
+    let begin = Instant::now();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost:").unwrap();
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    let took = begin.elapsed();
+    assert!(
+        String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 408 "),
+        "{:?}",
+        String::from_utf8_lossy(&reply)
+    );
+    assert!(
+        took >= Duration::from_millis(380) && took < Duration::from_millis(1500),
+        "408 after {took:?}"
+    );
+}
+
+#[test]
+fn input_in_small_pieces_while_responses_are_written_is_never_left_unread() {
+    // Requests with bodies, Content-Length and chunked, sent in small pieces (every size
+    // from 1 to 13 bytes, and all of 7) while the responses to the earlier ones are
+    // written: a piece that arrives between a read and a response must still wake the next
+    // read. Several connections, since the interleaving is the scheduler's.
+    let server = serve(from_fn(|env, start_response| {
+        let body = env.input().read_all()?;
+        start_response.call("200 OK", &[])?;
+        Ok(body.into())
+    }));
+    const REQUESTS: usize = 40;
+    let mut batch = Vec::new();
+    for i in 0..REQUESTS {
+        let body = format!("body-{i}");
+        if i % 2 == 0 {
+            batch.extend_from_slice(
+                format!(
+                    "POST /{i} HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        } else {
+            batch.extend_from_slice(
+                format!(
+                    "POST /{i} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\
+                     {:x}\r\n{body}\r\n0\r\n\r\n",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+    }
+    for round in 0..16 {
+        let stream = server.connect();
+        let mut writer = stream.try_clone().unwrap();
+        let pieces = batch.clone();
+        let sender = std::thread::spawn(move || {
+            let mut rest = &pieces[..];
+            let mut size = 1;
+            while !rest.is_empty() {
+                let n = if round % 2 == 0 { size } else { 7 }.min(rest.len());
+                writer.write_all(&rest[..n]).unwrap();
+                rest = &rest[n..];
+                size = size % 13 + 1;
+            }
+        });
+        let mut client = support::Client::new(stream);
+        for i in 0..REQUESTS {
+            let resp = client.read(false).expect("a response");
+            assert_eq!(resp.body_text(), format!("body-{i}"), "round {round}");
+        }
+        support::join_within("sender", Duration::from_secs(10), sender);
+    }
+}
