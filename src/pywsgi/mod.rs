@@ -64,6 +64,13 @@
 //! read buffer), grow when a read fills them and shrink back after large requests; the parser's
 //! header slots live on the heap so that a connection's coroutine touches a single stack page.
 //!
+//! A [`WsgiServer`]'s plain connections are read without may's per-read timer (an allocation
+//! and a timer-list insert per read) and without the read that would only find the socket
+//! empty: a read whose socket was left empty waits for may's readiness event at once, and one
+//! sweeper coroutine per server wakes the reads whose deadline has passed (they fail with
+//! `TimedOut`, up to one tick late: a tenth of the shortest timeout, 5–100 ms). A keep-alive
+//! request then costs one `read` and one `write`.
+//!
 //! Idle keep-alive connections: after [`IDLE_RELEASE`] a connection gives its buffers back, and
 //! on a [`WsgiServer`] with the default spawn strategy (Linux, not TLS) its coroutine too: it
 //! waits in the server's lot, one hub coroutine per server watching all of them on an epoll set
@@ -81,8 +88,8 @@
 //! framing rules, `target.rs`), `input.rs` (`wsgi.input`), `environ/` (`Environ`; `values.rs`:
 //! the `HTTP_*` values), `access_log.rs`, `response/` (`start_response` and `write`:
 //! `validate.rs`, `wire.rs`, `encode.rs`, `writer.rs`), `app.rs` (`Application`), `handler.rs`
-//! (the connection loop), `park.rs` (idle connections without a coroutine), `server.rs`
-//! (`WsgiServer`).
+//! (the connection loop), `park.rs` (idle connections without a coroutine), `sweep.rs` (reads
+//! without may's timers), `server.rs` (`WsgiServer`).
 
 mod access_log;
 mod app;
