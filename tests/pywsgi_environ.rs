@@ -265,10 +265,8 @@ fn debug_output_is_redacted() {
 #[test]
 fn unix_socket_has_no_remote_addr() {
     support::init();
-    let dir = std::env::temp_dir().join(format!("pywsgi-test-{}", std::process::id()));
-    let _ = std::fs::create_dir_all(&dir);
-    let path = dir.join("sock");
-    let _ = std::fs::remove_file(&path);
+    let sock = support::UnixPath::new("pywsgi-test");
+    let path = sock.path.clone();
     let listener = may::os::unix::net::UnixListener::bind(&path).unwrap();
     let (config, access, _records) = support::test_config();
     let config = Arc::new(config);

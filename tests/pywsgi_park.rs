@@ -211,43 +211,26 @@ fn a_bounded_pool_keeps_idle_connections_in_their_greenlets() {
 
 #[test]
 fn an_idle_unix_socket_connection_is_parked_and_served_again() {
-    use std::io::{BufRead, BufReader};
+    use std::io::BufRead;
     support::init();
-    let dir = std::env::temp_dir().join(format!("pywsgi-park-{}", std::process::id()));
-    let _ = std::fs::create_dir_all(&dir);
-    let path = dir.join("sock");
-    let _ = std::fs::remove_file(&path);
-    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let sock = support::UnixPath::new("pywsgi-park");
+    let listener = std::os::unix::net::UnixListener::bind(&sock.path).unwrap();
     let (config, _access, _records) = support::test_config();
     let server = WsgiServer::builder(listener, hello())
         .config(config)
         .build()
         .expect("build");
     server.start().expect("start");
-    let stream = std::os::unix::net::UnixStream::connect(&path).unwrap();
-    stream
-        .set_read_timeout(Some(support::CLIENT_TIMEOUT))
-        .unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
-    let mut get = |path: &str| {
-        writer
-            .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-            .unwrap();
-        support::read_response(&mut reader, false)
-            .expect("response")
-            .body_text()
-    };
-    assert_eq!(get("/u1"), "path=/u1");
+    let mut client = support::UnixClient::connect(&sock.path);
+    assert_eq!(client.get("/u1"), "path=/u1");
     idle_past_release();
     eventually("parked", || server.parked_connections() == 1);
-    assert_eq!(get("/u2"), "path=/u2");
+    assert_eq!(client.get("/u2"), "path=/u2");
     assert_eq!(server.parked_connections(), 0);
     server.stop(Duration::from_secs(5));
     let mut rest = Vec::new();
-    let _ = reader.fill_buf().map(|b| rest.extend_from_slice(b));
+    let _ = client.reader.fill_buf().map(|b| rest.extend_from_slice(b));
     assert!(rest.is_empty(), "after stop: {rest:?}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

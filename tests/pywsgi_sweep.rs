@@ -179,12 +179,8 @@ fn an_idle_connection_in_a_bounded_pool_waits_without_a_buffer_over_tcp_and_unix
     // With a bounded pool nothing is parked: past IDLE_RELEASE the connection waits on its
     // coroutine for input without reading (a peek), then serves the next request.
     use may_gevent::pywsgi::{WsgiServer, IDLE_RELEASE};
-    use std::io::BufReader;
     support::init();
-    let dir = std::env::temp_dir().join(format!("pywsgi-sweep-{}", std::process::id()));
-    let _ = std::fs::create_dir_all(&dir);
-    let path = dir.join("sock");
-    let _ = std::fs::remove_file(&path);
+    let sock = support::UnixPath::new("pywsgi-sweep");
     let app = || {
         from_fn(|env, start_response| {
             start_response.call("200 OK", &[])?;
@@ -200,7 +196,7 @@ fn an_idle_connection_in_a_bounded_pool_waits_without_a_buffer_over_tcp_and_unix
     tcp.start().unwrap();
     let (config, _access, _records) = support::test_config();
     let unix = WsgiServer::builder(
-        std::os::unix::net::UnixListener::bind(&path).unwrap(),
+        std::os::unix::net::UnixListener::bind(&sock.path).unwrap(),
         app(),
     )
     .config(config)
@@ -210,26 +206,12 @@ fn an_idle_connection_in_a_bounded_pool_waits_without_a_buffer_over_tcp_and_unix
     unix.start().unwrap();
 
     let mut tcp_client = support::Client::new(support::connect_to(tcp.local_addr().unwrap()));
-    let unix_stream = std::os::unix::net::UnixStream::connect(&path).unwrap();
-    unix_stream
-        .set_read_timeout(Some(support::CLIENT_TIMEOUT))
-        .unwrap();
-    let mut unix_reader = BufReader::new(unix_stream.try_clone().unwrap());
-    let mut unix_writer = unix_stream;
-    let mut unix_get = |path: &str| {
-        unix_writer
-            .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-            .unwrap();
-        support::read_response(&mut unix_reader, false)
-            .expect("response")
-            .body_text()
-    };
+    let mut unix_client = support::UnixClient::connect(&sock.path);
     assert_eq!(tcp_client.get("/t1").body_text(), "path=/t1");
-    assert_eq!(unix_get("/u1"), "path=/u1");
+    assert_eq!(unix_client.get("/u1"), "path=/u1");
     std::thread::sleep(IDLE_RELEASE + Duration::from_millis(300));
     assert_eq!(tcp.parked_connections() + unix.parked_connections(), 0);
     assert_eq!(tcp.pool().len() + unix.pool().len(), 2);
     assert_eq!(tcp_client.get("/t2").body_text(), "path=/t2");
-    assert_eq!(unix_get("/u2"), "path=/u2");
-    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(unix_client.get("/u2"), "path=/u2");
 }

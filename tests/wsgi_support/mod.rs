@@ -433,3 +433,53 @@ pub fn chunk_encode(chunks: &[&str], ext: &str) -> Vec<u8> {
     }
     out
 }
+
+/// A Unix socket path in a temporary directory of its own, removed on drop.
+pub struct UnixPath {
+    dir: std::path::PathBuf,
+    pub path: std::path::PathBuf,
+}
+
+impl UnixPath {
+    pub fn new(tag: &str) -> UnixPath {
+        let dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("sock");
+        let _ = std::fs::remove_file(&path);
+        UnixPath { dir, path }
+    }
+}
+
+impl Drop for UnixPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A keep-alive client over a Unix socket (timeouts: CLIENT_TIMEOUT).
+pub struct UnixClient {
+    pub reader: BufReader<std::os::unix::net::UnixStream>,
+    writer: std::os::unix::net::UnixStream,
+}
+
+impl UnixClient {
+    pub fn connect(path: &std::path::Path) -> UnixClient {
+        let stream = std::os::unix::net::UnixStream::connect(path).expect("connect");
+        stream.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+        UnixClient {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        }
+    }
+
+    /// `GET path` and the response body, as text.
+    pub fn get(&mut self, path: &str) -> String {
+        self.writer
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
+        read_response(&mut self.reader, false)
+            .expect("response")
+            .body_text()
+    }
+}
