@@ -94,7 +94,7 @@ pub const READ_BUFFER_SIZE: usize = 1024;
 /// access-log buffers): past this, it waits for input without holding a buffer, and the next
 /// request allocates them again; connections busier than this never reallocate. On a
 /// [`WsgiServer`](super::WsgiServer) with the default spawn strategy such a connection also
-/// gives its coroutine back and waits in the server's lot (about 4 KiB resident instead of
+/// gives its coroutine back and waits in the server's lot (about 3.5 KiB resident instead of
 /// 12 KiB: see [`WsgiServer::parked_connections`](super::WsgiServer::parked_connections));
 /// elsewhere (a bounded pool, [`handle_connection`](super::handle_connection) called directly)
 /// it waits on its coroutine, two stack pages. (TLS connections keep their buffers and their
