@@ -169,7 +169,7 @@ pub(crate) fn connect_with<A: ConnectAddress + ?Sized>(
     source: Option<SocketAddr>,
 ) -> io::Result<Stream> {
     let (host, port) = address.host_port()?;
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     let addrs = resolver
         .getaddrinfo_within(&host, port, timeout)
         .map_err(|err| match (err.kind(), timeout) {

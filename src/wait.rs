@@ -71,7 +71,7 @@ pub(crate) fn wait_ready<S: AsIoData + AsRawFd>(
             Err(timed_out())
         };
     }
-    let deadline = timeout.map(|timeout| Instant::now() + timeout);
+    let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
     let mut timer: Option<Timer> = None;
     loop {
         if poll(fd, interest, Some(Duration::ZERO))? {
@@ -96,7 +96,7 @@ pub(crate) fn wait_ready<S: AsIoData + AsRawFd>(
 
 /// One `poll(2)` of `fd`: true when it is ready for `interest` (or in error, or hung up).
 fn poll(fd: RawFd, interest: Interest, timeout: Option<Duration>) -> io::Result<bool> {
-    let deadline = timeout.map(|timeout| Instant::now() + timeout);
+    let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
     loop {
         let millis = match deadline {
             None => -1,

@@ -215,3 +215,51 @@ fn an_idle_connection_in_a_bounded_pool_waits_without_a_buffer_over_tcp_and_unix
     assert_eq!(tcp_client.get("/t2").body_text(), "path=/t2");
     assert_eq!(unix_client.get("/u2"), "path=/u2");
 }
+
+#[test]
+fn timeouts_too_long_for_a_deadline_mean_no_timeout() {
+    use may_gevent::pywsgi::{WsgiServer, IDLE_RELEASE};
+    support::init();
+    let huge = |c: may_gevent::pywsgi::WsgiConfig| {
+        c.header_read_timeout(Duration::MAX)
+            .keepalive_timeout(Duration::MAX)
+            .body_read_timeout(Duration::MAX)
+    };
+    let app = || {
+        from_fn(|env, start_response| {
+            let body = env.input().read_all()?;
+            start_response.call("200 OK", &[])?;
+            Ok(body.into())
+        })
+    };
+    // default spawn (parked when idle) and a bounded pool (waits on its coroutine)
+    let parked = serve_with(huge, app());
+    let (config, _access, _records) = support::test_config();
+    let pooled = WsgiServer::builder("127.0.0.1:0", app())
+        .config(huge(config))
+        .spawn(may_gevent::Pool::new(2))
+        .build()
+        .unwrap();
+    pooled.start().unwrap();
+    let mut clients = [
+        parked.client(),
+        support::Client::new(support::connect_to(pooled.local_addr().unwrap())),
+    ];
+    let post = |client: &mut support::Client, body: &str| {
+        client.send(
+            format!(
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        client.read(false).expect("a response").body_text()
+    };
+    for client in &mut clients {
+        assert_eq!(post(client, "one"), "one");
+    }
+    std::thread::sleep(IDLE_RELEASE + Duration::from_millis(300));
+    for client in &mut clients {
+        assert_eq!(post(client, "two"), "two");
+    }
+}

@@ -423,7 +423,7 @@ impl<'a> WsgiHandler<'a> {
         // the first head of a connection must arrive within the header timeout of the
         // connection's start; later ones within it from their first byte
         let mut deadline = if self.first {
-            header_timeout.map(|t| self.started + t)
+            header_timeout.and_then(|t| self.started.checked_add(t))
         } else {
             None
         };
@@ -449,7 +449,7 @@ impl<'a> WsgiHandler<'a> {
             }
             let timeout = if started {
                 if deadline.is_none() {
-                    deadline = header_timeout.map(|t| Instant::now() + t);
+                    deadline = header_timeout.and_then(|t| Instant::now().checked_add(t));
                 }
                 match deadline {
                     None => None,

@@ -256,15 +256,20 @@ impl SweptReader {
         clock: &Clock,
         deadline: &mut Option<Instant>,
     ) -> io::Result<()> {
-        if let Some(timeout) = self.timeout {
-            let at = *deadline.get_or_insert_with(|| Instant::now() + timeout);
+        if deadline.is_none() {
+            // a timeout too long to be a deadline is no timeout
+            *deadline = self
+                .timeout
+                .and_then(|timeout| Instant::now().checked_add(timeout));
+        }
+        if let Some(at) = *deadline {
             state.arm(clock.at(at));
         }
         let events = match plain {
             PlainStream::Tcp(s) => s.wait_io(),
             PlainStream::Unix(s) => s.wait_io(),
         };
-        let fired = self.timeout.is_some() && state.disarm();
+        let fired = deadline.is_some() && state.disarm();
         // whatever woke us, the next read asks the kernel
         self.drained = false;
         if events & HUP_EVENTS != 0 {
