@@ -211,9 +211,20 @@ impl Protocol for StreamProto {
         extra: &StreamExtra,
         ctx: &Ctx<'_>,
     ) {
-        // Tracked from before a TLS handshake, so that stop() can end that too.
-        let registration = extra.connections.register(stream.as_fd());
+        // Tracked from before a TLS handshake, so that stop() can end that too. Without TLS
+        // the stream carries its registration at once (by its own descriptor: the record
+        // drops before the socket); a handshake may close the socket inside the TLS
+        // library first, so with TLS the registry holds a duplicate until the stream exists.
         let mut stream = stream;
+        #[cfg(feature = "tls")]
+        let registration = if extra.tls.is_some() {
+            extra.connections.register_dup(stream.as_fd())
+        } else {
+            stream.set_registration(Some(extra.connections.register(stream.as_fd())));
+            None
+        };
+        #[cfg(not(feature = "tls"))]
+        stream.set_registration(Some(extra.connections.register(stream.as_fd())));
         // The PROXY header comes first, before any TLS.
         let proxied = match &extra.proxy {
             None => None,
@@ -235,7 +246,10 @@ impl Protocol for StreamProto {
             return;
         };
         let mut stream = stream;
-        stream.set_registration(registration);
+        #[cfg(feature = "tls")]
+        if registration.is_some() {
+            stream.set_registration(registration);
+        }
         let address = match proxied {
             Some(proxied) => {
                 let client = proxied.client.map(Address::Inet);

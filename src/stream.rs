@@ -23,9 +23,11 @@ use crate::wait::{wait_ready, Interest};
 /// current coroutine. Dropping the stream closes the connection; when the handler returns,
 /// the server drops it (gevent closes the socket when `handle` returns).
 pub struct Stream {
-    inner: Inner,
     /// The server's record of this connection (for `stop()`); dropped with the stream.
+    /// Declared first, so dropped first: the record goes before the socket closes (the
+    /// server's registry may hold the socket's own descriptor, see `registry.rs`).
     registration: Option<Registration>,
+    inner: Inner,
     /// What an accepted PROXY protocol header said (see [`Stream::proxy_addr`]).
     proxied: Option<Box<Proxied>>,
 }
