@@ -139,9 +139,23 @@ fn restarts_on_a_shared_socket_lose_no_request() {
             fresh.wait("the new server answers", WAIT, |t| t.count(&new_pid) >= 10);
         }));
         if let Err(panic) = answers {
-            // what the new server said, had it failed or exited
+            // what the new server said, had it failed or exited, and what it holds
+            let mut new = new;
+            let fds: Vec<String> = std::fs::read_dir(format!("/proc/{new_pid}/fd"))
+                .map(|dir| {
+                    dir.flatten()
+                        .map(|e| {
+                            let target = std::fs::read_link(e.path()).unwrap_or_default();
+                            format!("{}->{}", e.file_name().to_string_lossy(), target.display())
+                        })
+                        .take(12)
+                        .collect()
+                })
+                .unwrap_or_default();
             eprintln!(
-                "server {generation} (pid {new_pid}) stdout: {:?}\nstderr: {:?}",
+                "server {generation} (pid {new_pid}) exited: {:?}; first descriptors: {fds:?}\n\
+                 stdout: {:?}\nstderr: {:?}",
+                new.exited(),
                 new.stdout.all(),
                 new.stderr.all()
             );

@@ -150,6 +150,11 @@ impl Running {
         assert_eq!(rc, 0, "kill({signal}) failed");
     }
 
+    /// The child's exit status if it has exited (not waiting), for diagnostics.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Waits up to `within` for the child to exit; on the timeout kills it and fails the test.
     pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
         let deadline = Instant::now() + within;
