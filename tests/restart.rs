@@ -107,6 +107,7 @@ fn spawn(socket: &socket2::Socket, notify: &NotifySocket, n: usize) -> (Running,
 
 #[test]
 fn restarts_on_a_shared_socket_lose_no_request() {
+    let _serial = one_at_a_time();
     let socket = listening_socket("127.0.0.1:0".parse().unwrap());
     let addr = local_addr(&socket);
     let notify = NotifySocket::path();
@@ -195,40 +196,70 @@ fn restarts_on_a_shared_socket_lose_no_request() {
 }
 
 /// A process this test did not spawn itself (the successor of an upgrade): SIGKILLed when
-/// the test ends or fails.
-struct Orphan(i32);
+/// the test ends or fails. Known by its pid and its start time, so that a pid the kernel has
+/// given to another process (or thread) since is never signalled.
+struct Orphan {
+    pid: i32,
+    started: Option<String>,
+}
+
+/// Field 22 of `/proc/<pid>/stat` (the start time, in clock ticks since boot) and the state.
+fn stat_of(pid: i32) -> Option<(String, char)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // after the command name in parentheses: state, then fields 4..
+    let rest = stat.rsplit(')').next()?.trim_start();
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let started = fields.nth(18)?.to_owned();
+    Some((started, state))
+}
 
 impl Orphan {
+    fn new(pid: i32) -> Orphan {
+        Orphan {
+            pid,
+            started: stat_of(pid).map(|(started, _)| started),
+        }
+    }
+
     fn alive(&self) -> bool {
-        // Gone, or a zombie nobody has reaped yet.
-        match std::fs::read_to_string(format!("/proc/{}/stat", self.0)) {
-            Ok(stat) => !stat
-                .rsplit(')')
-                .next()
-                .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-            Err(_) => false,
+        // Gone, a zombie nobody has reaped yet, or the pid reused by someone else.
+        match (stat_of(self.pid), &self.started) {
+            (Some((started, state)), Some(ours)) => state != 'Z' && &started == ours,
+            _ => false,
         }
     }
 
     fn signal(&self, signal: i32) {
+        if !self.alive() {
+            return;
+        }
         #[allow(unsafe_code)]
-        // SAFETY: kill(2) on a pid this test learned from its child; no memory is passed.
+        // SAFETY: kill(2) on the pid this test learned from its child, checked above to still
+        // be that process; no memory is passed.
         unsafe {
-            libc::kill(self.0, signal);
+            libc::kill(self.pid, signal);
         }
     }
 }
 
 impl Drop for Orphan {
     fn drop(&mut self) {
-        if self.alive() {
-            self.signal(libc::SIGKILL);
-        }
+        self.signal(libc::SIGKILL);
     }
+}
+
+/// The tests here run process trees and signal pids: one at a time, so that no test's
+/// signals or descriptor handovers can meet another's processes.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[test]
 fn binary_upgrade_by_the_old_process_loses_no_request() {
+    let _serial = one_at_a_time();
     let socket = listening_socket("127.0.0.1:0".parse().unwrap());
     let addr = local_addr(&socket);
     let notify = NotifySocket::path();
@@ -247,7 +278,7 @@ fn binary_upgrade_by_the_old_process_loses_no_request() {
         .wait_for(WAIT, |l| l.contains("upgraded to "))
         .unwrap_or_else(|| panic!("no upgrade: {:?}", old.stderr.all()));
     let new_pid = line.rsplit("upgraded to ").next().unwrap().to_owned();
-    let successor = Orphan(new_pid.parse().unwrap());
+    let successor = Orphan::new(new_pid.parse().unwrap());
     let status = old.wait_exit(WAIT);
     assert!(status.success(), "{status:?} {:?}", old.stderr.all());
     let (kept_old, fresh_old) = (kept.count(&old_pid), fresh.count(&old_pid));
