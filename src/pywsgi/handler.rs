@@ -45,7 +45,7 @@ pub fn handle_connection<C: Connection + 'static>(
 ) {
     // On the heap, and in a frame of its own: the handler lives as long as the connection, and
     // the coroutine stack pages its frames touch stay resident while the connection is idle.
-    WsgiHandler::new_boxed(conn, peer, config, app).serve();
+    WsgiHandler::new_boxed_dyn(Box::new(conn), peer, config, app).serve();
 }
 
 /// [`handle_connection`] for the crate's servers: `park` lets an idle keep-alive connection
@@ -249,19 +249,8 @@ impl<'a> WsgiHandler<'a> {
         }
     }
 
-    /// [`WsgiHandler::new`] on the heap; a frame of its own keeps its temporaries off the frames
-    /// that live as long as the connection.
-    #[inline(never)]
-    fn new_boxed<C: Connection + 'static>(
-        conn: C,
-        peer: Option<SocketAddr>,
-        config: &'a WsgiConfig,
-        app: &'a dyn Application,
-    ) -> Box<WsgiHandler<'a>> {
-        Box::new(WsgiHandler::new(conn, peer, config, app))
-    }
-
-    /// [`WsgiHandler::new_boxed`] for a connection already boxed.
+    /// [`WsgiHandler::new`] on the heap, for a boxed connection; a frame of its own keeps its
+    /// temporaries off the frames that live as long as the connection.
     #[inline(never)]
     fn new_boxed_dyn(
         conn: Box<dyn Connection>,

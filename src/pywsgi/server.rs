@@ -124,7 +124,7 @@ impl Served {
             (false, PlainStream::Unix(s)) => Some(s.waker()),
             (true, _) => None,
         };
-        let swept = waker.is_some().then(SweptReader::default);
+        let mut swept = waker.is_some().then(SweptReader::default);
         let state = Arc::new(ConnState::new(BUSY, waker));
         {
             let mut live = connections.lock();
@@ -139,9 +139,11 @@ impl Served {
                     crate::pool::greenlet::spawn_core(None, None, move |_| move || sweeper.sweep());
                 live.sweeping = started.is_ok();
             }
+            // No sweeper (no coroutine could be made): may's own read timers.
+            if !live.sweeping {
+                swept = None;
+            }
         }
-        // No sweeper (no coroutine could be made): may's own read timers.
-        let swept = swept.filter(|_| connections.lock().sweeping);
         Served {
             stream,
             connections: connections.clone(),
