@@ -116,9 +116,24 @@ mod linux {
 
     /// The hub's descriptors: its epoll set (registered with may, so that the hub coroutine
     /// can wait for it) and a timer in that set for the earliest keep-alive deadline.
+    ///
+    /// The fields drop in order: `epoll` (may takes the descriptor out of its own epoll set)
+    /// before `epoll_fd` closes it. `CoIo<OwnedFd>` would close first and let may remove the
+    /// number afterwards, by then perhaps a connection's socket, which would then never get
+    /// another event.
     struct Hub {
-        epoll: CoIo<OwnedFd>,
+        epoll: CoIo<EpollFd>,
+        epoll_fd: OwnedFd,
         timer: OwnedFd,
+    }
+
+    /// The number of the hub's epoll descriptor, owned by `Hub::epoll_fd`.
+    struct EpollFd(RawFd);
+
+    impl AsRawFd for EpollFd {
+        fn as_raw_fd(&self) -> RawFd {
+            self.0
+        }
     }
 
     fn last_error(what: &str) -> io::Error {
@@ -157,13 +172,17 @@ mod linux {
                 libc::EPOLLIN as u32,
                 TIMER_KEY,
             )?;
-            let epoll = CoIo::new(epoll)
+            let registered = CoIo::new(EpollFd(epoll.as_raw_fd()))
                 .map_err(|err| io::Error::other(format!("registering the idle hub: {err}")))?;
-            Ok(Hub { epoll, timer })
+            Ok(Hub {
+                epoll: registered,
+                epoll_fd: epoll,
+                timer,
+            })
         }
 
         fn epfd(&self) -> RawFd {
-            self.epoll.as_raw_fd()
+            self.epoll_fd.as_raw_fd()
         }
 
         /// Fires the timer at `at` (at once if it has passed).
