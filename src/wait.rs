@@ -86,8 +86,9 @@ pub(crate) fn wait_ready<S: AsIoData + AsRawFd>(
                 timer = Some(Timer::start(sock.waker(), left)?);
             }
         }
-        if sock.wait_io() == 0 {
-            // woken with no event of the socket: a cancel, which wait_io swallowed
+        if sock.wait_io() == 0 || crate::pool::greenlet::cancel_swallowed() {
+            // woken with no event of the socket: a cancel, which wait_io swallowed (or with
+            // one, and a cancel that came with it lost its mark the same way)
             drop(timer);
             return Err(raise_cancel());
         }

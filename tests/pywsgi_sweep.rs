@@ -68,6 +68,72 @@ fn a_kill_during_a_body_read_unwinds_the_handler() {
     client.assert_closed();
 }
 
+/// Kills that come while a body streams in, so that the cancel meets the reader running or
+/// woken by the next piece (may's `wait_io` then returns the event and drops the cancel's
+/// mark): every handler must still unwind, in every round.
+#[test]
+fn kills_while_bodies_stream_in_unwind_every_handler() {
+    const CONNECTIONS: usize = 4;
+    for round in 0..8 {
+        let (tx, rx) = mpsc::channel();
+        let started = Mutex::new(tx);
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let drops = dropped.clone();
+        let server = serve_with(
+            |c| c.body_read_timeout(None),
+            from_fn(move |env, start_response| {
+                let _guard = Guard(drops.clone());
+                let mut piece = [0u8; 64];
+                let mut first = true;
+                loop {
+                    if env.input().read(&mut piece)? == 0 {
+                        break;
+                    }
+                    if first {
+                        first = false;
+                        started.lock().unwrap().send(()).unwrap();
+                    }
+                }
+                start_response.call("200 OK", &[])?;
+                Ok("never".into())
+            }),
+        );
+        let writers: Vec<_> = (0..CONNECTIONS)
+            .map(|_| {
+                let mut stream = server.connect();
+                stream.set_nodelay(true).unwrap();
+                std::thread::spawn(move || {
+                    stream
+                        .write_all(
+                            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000000\r\n\r\n",
+                        )
+                        .unwrap();
+                    // small pieces until the server closes the connection
+                    let mut sent = 0usize;
+                    while stream.write_all(b"0123456789").is_ok() {
+                        sent += 10;
+                        if sent >= 100_000_000 {
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..CONNECTIONS {
+            rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        }
+        assert!(
+            server.server.pool().kill(Duration::from_secs(5)),
+            "round {round}: a handler was not killed ({} of {CONNECTIONS} unwound)",
+            dropped.load(Ordering::SeqCst)
+        );
+        assert_eq!(dropped.load(Ordering::SeqCst), CONNECTIONS, "round {round}");
+        for writer in writers {
+            writer.join().unwrap();
+        }
+    }
+}
+
 #[test]
 fn a_kill_during_a_keepalive_wait_ends_the_connection() {
     let server = serve_with(

@@ -3,10 +3,11 @@
 //! `gevent.killall`).
 
 use std::any::Any;
+use std::collections::HashSet;
 use std::fmt;
 use std::ops::Deref;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -94,6 +95,55 @@ pub(crate) fn current_id() -> u64 {
 
 /// Greenlet ids: unique in the process, from 1.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The greenlets sent a cancel that have not finished yet.
+///
+/// may's `wait_io` clears the coroutine's cancel mark when it returns, and when the cancel
+/// comes while the coroutine is running, or together with a readiness event, `wait_io`
+/// returns that event: the cancel is gone and the task would wait on. The crate's own waits
+/// ([`cancel_swallowed`]) look here after every `wait_io`, so a killed greenlet unwinds
+/// whatever woke it.
+static KILLED: Mutex<Option<HashSet<u64>>> = Mutex::new(None);
+/// How many ids `KILLED` holds: a wait looks no further while it is 0 (nearly always).
+static KILLED_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+fn killed() -> MutexGuard<'static, Option<HashSet<u64>>> {
+    // Only inserts and removals happen under this lock: a poisoned set is still consistent.
+    KILLED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Record that greenlet `id` is being sent a cancel (before it is sent).
+fn killed_enter(id: u64) {
+    let mut set = killed();
+    let set = set.get_or_insert_with(HashSet::new);
+    set.insert(id);
+    KILLED_COUNT.store(set.len(), Ordering::SeqCst);
+}
+
+/// Greenlet `id` has finished (or will not be cancelled after all).
+fn killed_leave(id: u64) {
+    let mut set = killed();
+    if let Some(set) = set.as_mut() {
+        set.remove(&id);
+        KILLED_COUNT.store(set.len(), Ordering::SeqCst);
+    }
+}
+
+/// True when the caller is a greenlet that was sent a cancel which it has not unwound from:
+/// call it after may's `wait_io` returned with an event (which may have swallowed the
+/// cancel), and unwind if it says so.
+pub(crate) fn cancel_swallowed() -> bool {
+    // Pairs with the cancel's release of the coroutine's cancel mark, which `wait_io` read
+    // when it cleared the mark: the entry made before the cancel is seen here.
+    fence(Ordering::Acquire);
+    if KILLED_COUNT.load(Ordering::Relaxed) == 0 {
+        return false;
+    }
+    let id = current_id();
+    id != 0 && killed().as_ref().is_some_and(|set| set.contains(&id))
+}
 
 enum Outcome<T> {
     /// Returned; `None` once [`Greenlet::take`] moved the value out.
@@ -224,6 +274,12 @@ impl<T> Core<T> {
             self.finished.store(true, Ordering::Release);
             std::mem::take(&mut state.links)
         };
+        // Against `AnyGreenlet::cancel`'s entry: one of the two sees the other's store (the
+        // fences are sequentially consistent), so a finished task never stays in `KILLED`.
+        fence(Ordering::SeqCst);
+        if self.cancelled.load(Ordering::Relaxed) && KILLED_COUNT.load(Ordering::Relaxed) != 0 {
+            killed_leave(self.id);
+        }
         for permit in links.into_iter() {
             permit.pool.leave(self.id);
             drop(permit);
@@ -468,6 +524,13 @@ impl AnyGreenlet {
         match self.core.coroutine() {
             Some(co) => {
                 if self.core.mark_cancelled() {
+                    let id = self.id();
+                    killed_enter(id);
+                    fence(Ordering::SeqCst);
+                    if self.core.finished() {
+                        // it finished meanwhile; `finish` may not have seen the entry
+                        killed_leave(id);
+                    }
                     cancel(co);
                 }
                 true

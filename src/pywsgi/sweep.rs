@@ -22,8 +22,8 @@
 //! after it asks the kernel.
 //!
 //! A timeout fires up to one tick late. A cancelled reader (`Pool::kill`, `stop(timeout)`)
-//! unwinds as it does in a may read: `wait_io` returns without an event and the reader
-//! resumes may's cancel.
+//! unwinds as it does in a may read: `wait_io` returns without an event, or with one and the
+//! greenlet is among those sent a cancel, and the reader resumes may's cancel.
 
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -275,9 +275,10 @@ impl SweptReader {
         if events & HUP_EVENTS != 0 {
             self.hup = true;
         }
-        if events == 0 {
+        if events == 0 || crate::pool::greenlet::cancel_swallowed() {
             // Neither an event nor the sweeper (both set io_flag): a cancel woke us, and
-            // `wait_io` cleared its mark.
+            // `wait_io` cleared its mark. Or an event did, and a cancel that came with it
+            // (or before the wait) lost its mark the same way.
             resume_cancel();
         }
         if fired {
