@@ -21,6 +21,15 @@ impl HeadParser {
     }
 }
 
+/// Fuzzing: panics if the fast head tokenizer takes `buf` and httparse refuses it or splits
+/// it differently; true if the fast tokenizer took it.
+pub fn check_fast_head(buf: &[u8]) -> bool {
+    match head::compare_fast_with_httparse(buf) {
+        Ok(taken) => taken,
+        Err(diff) => panic!("fast head tokenizer disagrees with httparse: {diff}"),
+    }
+}
+
 /// Serialises a hello-world response (`start_response` with one header, a static body)
 /// through the engine's response writer into an in-memory buffer, as a benchmark target.
 pub struct ResponseBench {

@@ -11,17 +11,20 @@
 //! The parsed head is copied into a per-connection [`RequestHead`] (its buffers are reused from one
 //! request to the next) as byte spans: environ keys are computed on lookup, not built as strings.
 //!
+//! - `fast.rs`: the plainest heads tokenized without httparse (a strict subset, split the same);
 //! - `parse.rs`: driving httparse, the size limits, the checks of the request line;
 //! - `framing.rs`: the header fields that frame the message (RFC 9112 section 6, Host, Connection,
 //!   Expect);
 //! - `target.rs`: the request target (RFC 9112 section 3.2) split into path, query and authority.
 
+mod fast;
 mod framing;
 mod parse;
 mod target;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use self::fast::compare_with_httparse as compare_fast_with_httparse;
 pub(crate) use self::parse::{check_partial, may_be_complete, parse};
 
 /// HTTP version of a request.

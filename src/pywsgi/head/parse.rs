@@ -2,9 +2,9 @@
 //! request line, and the copy of a complete head into the connection's [`RequestHead`].
 
 use super::super::config::MAX_HEADERS;
-use super::{framing, target, HeadError, Limits, RequestHead, Span, Version};
+use super::{fast, framing, target, HeadError, Limits, RequestHead, Span, Version};
 
-fn parser_config() -> httparse::ParserConfig {
+pub(super) fn parser_config() -> httparse::ParserConfig {
     let mut config = httparse::ParserConfig::default();
     config
         .allow_multiple_spaces_in_request_line_delimiters(false)
@@ -178,6 +178,22 @@ fn parse_with<'b>(
     limits: &Limits,
     slots: &mut Vec<httparse::Header<'b>>,
 ) -> Result<Option<usize>, HeadError> {
+    if let Some(tokens) = fast::tokenize(buf, slots, MAX_HEADERS) {
+        head.reset();
+        head.buf.extend_from_slice(&buf[..tokens.len]);
+        head.headers.reserve(slots.len());
+        let request = Request {
+            buf,
+            len: tokens.len,
+            method: tokens.method,
+            target: tokens.target,
+            minor: tokens.minor,
+            headers: slots,
+        };
+        let res = check_head(&request, head, limits);
+        slots.clear();
+        return res;
+    }
     let spare = slots.spare_capacity_mut();
     let count = spare.len().min(MAX_HEADERS);
     let mut req = httparse::Request::new(&mut []);

@@ -412,3 +412,100 @@ fn completeness_scan() {
     assert!(may_be_complete(raw, raw.len() - 2));
     assert!(may_be_complete(b"GET /\n\n", 5));
 }
+
+/// Checks that whatever `fast::tokenize` takes, httparse takes and splits the same way.
+/// True if the fast path took it.
+fn fast_agrees(raw: &[u8]) -> bool {
+    match super::fast::compare_with_httparse(raw) {
+        Ok(taken) => taken,
+        Err(diff) => panic!("{:?}: {diff}", String::from_utf8_lossy(raw)),
+    }
+}
+
+#[test]
+fn the_fast_tokenizer_takes_the_plain_heads() {
+    for raw in [
+        &b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"[..],
+        b"POST /a?b=c HTTP/1.0\r\nHost: a\r\nContent-Length: 3\r\nX-Y:z\r\nEmpty:\r\nTabs:\t v \t\r\n\r\n",
+        b"M-_~.! * HTTP/1.1\r\nh!#$%&'*+-.^_`|~9: x\r\n\r\n",
+        b"GET /very/long/path/with/many/segments/and?a=query&string=that&goes=on HTTP/1.1\r\nHost: example.com\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/120.0\r\n\r\n",
+    ] {
+        assert!(fast_agrees(raw), "{:?}", String::from_utf8_lossy(raw));
+    }
+    // not taken: httparse decides (and the checks after it refuse most of these)
+    for raw in [
+        &b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+        b"GET / HTTP/1.1\nHost: a\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\n\n",
+        b"GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost : a\r\n\r\n",
+        b"GET / HTTP/1.1\r\n Host: a\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: caf\xc3\xa9\r\n\r\n",
+        b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\x7f\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\x00\r\n\r\n",
+        b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r",
+        b"GET / HTTP/1.",
+        b"",
+    ] {
+        assert!(!fast_agrees(raw), "{:?}", String::from_utf8_lossy(raw));
+    }
+    // more header lines than the slots: httparse decides (with more slots)
+    let mut many = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
+    for i in 0..24 {
+        many.extend_from_slice(format!("X-{i}: {i}\r\n").as_bytes());
+    }
+    many.extend_from_slice(b"\r\n");
+    assert!(!fast_agrees(&many));
+    assert_eq!(ok(&many).headers.len(), 25);
+}
+
+/// Mutated heads (bytes replaced, inserted, removed, cut): the fast tokenizer never takes one
+/// that httparse refuses or splits differently.
+#[test]
+fn the_fast_tokenizer_agrees_with_httparse_on_mutated_heads() {
+    let seeds: [&[u8]; 4] = [
+        b"GET /a/b?x=1 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n",
+        b"POST /p HTTP/1.0\r\nContent-Length: 5\r\nX:  v w  \r\nE:\r\n\r\nhello",
+        b"PUT * HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive, close\r\n\r\n",
+        b"OPTIONS http://h:80/x%20y HTTP/1.1\r\nHost: h:80\r\nT:\ta\tb\t\r\n\r\n",
+    ];
+    let alphabet = b"\r\n\t :/?%#\x00\x01\x7f\x80\xff\xc3aAzZ09-_.HTTP1";
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut taken = 0;
+    let rounds = 100_000;
+    for _ in 0..rounds {
+        let mut raw = seeds[(next() % seeds.len() as u64) as usize].to_vec();
+        for _ in 0..=(next() % 3) {
+            let at = (next() % raw.len().max(1) as u64) as usize;
+            let byte = if next() % 4 == 0 {
+                next() as u8
+            } else {
+                alphabet[(next() % alphabet.len() as u64) as usize]
+            };
+            match next() % 8 {
+                0..=3 if at < raw.len() => raw[at] = byte,
+                4 | 5 => raw.insert(at.min(raw.len()), byte),
+                6 if at < raw.len() => {
+                    raw.remove(at);
+                }
+                _ => raw.truncate(at),
+            }
+        }
+        if fast_agrees(&raw) {
+            taken += 1;
+        }
+    }
+    // the mutations leave many heads plain: the comparison is not vacuous
+    assert!(taken > rounds / 10, "only {taken} of {rounds} taken");
+}
