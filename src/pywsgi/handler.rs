@@ -495,7 +495,6 @@ impl<'a> WsgiHandler<'a> {
         if keepalive.is_some_and(|k| k <= IDLE_RELEASE) {
             return Idle::Input;
         }
-        let since = Instant::now();
         let mut link = self.link.borrow_mut();
         if !link.stream.set_idle(true) {
             return Idle::Closed;
@@ -509,6 +508,10 @@ impl<'a> WsgiHandler<'a> {
             Ok(0) => Idle::Closed,
             Ok(_) => Idle::Input,
             Err(err) if is_timeout(&err) => {
+                // The wait began at least IDLE_RELEASE ago (timeouts never fire early): the
+                // keep-alive timeout counts from then, without a clock read per request.
+                let now = Instant::now();
+                let since = now.checked_sub(IDLE_RELEASE).unwrap_or(now);
                 // idle: give the buffers back, wait on without one
                 state.release_idle();
                 link.release();

@@ -68,8 +68,8 @@
 //! and a timer-list insert per read) and without the read that would only find the socket
 //! empty: a read whose socket was left empty waits for may's readiness event at once, and one
 //! sweeper coroutine per server wakes the reads whose deadline has passed (they fail with
-//! `TimedOut`, up to one tick late: a tenth of the shortest timeout, 5–100 ms). A keep-alive
-//! request then costs one `read` and one `write`.
+//! `TimedOut`, never early and up to two ticks late: a tick is a tenth of the shortest
+//! timeout, 5–100 ms). A keep-alive request then costs one `read` and one `write`.
 //!
 //! Idle keep-alive connections: after [`IDLE_RELEASE`] a connection gives its buffers back, and
 //! on a [`WsgiServer`] with the default spawn strategy (Linux, not TLS) its coroutine too: it

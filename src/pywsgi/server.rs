@@ -163,12 +163,7 @@ impl Drop for Served {
 impl io::Read for Served {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match &mut self.swept {
-            Some(reader) => reader.read(
-                self.stream.get_ref(),
-                &self.state,
-                &self.connections.clock,
-                buf,
-            ),
+            Some(reader) => reader.read(self.stream.get_ref(), &self.state, buf),
             None => self.stream.read(buf),
         }
     }
@@ -233,9 +228,7 @@ impl Connection for Served {
 
     fn wait_input(&mut self) -> io::Result<Option<usize>> {
         match &mut self.swept {
-            Some(reader) => reader
-                .peek(self.stream.get_ref(), &self.state, &self.connections.clock)
-                .map(Some),
+            Some(reader) => reader.peek(self.stream.get_ref(), &self.state).map(Some),
             None => Connection::wait_input(&mut self.stream),
         }
     }

@@ -11,17 +11,19 @@
 //!   edge-triggered `io_flag`, cleared just before that read), it waits at once
 //!   ([`WaitIo::wait_io`]) instead of asking the kernel first — unless the peer has closed
 //!   or reset its side (an end of stream queued behind the data brings no further event);
-//! - the read's deadline is one atomic word in the connection's [`ConnState`]; the server's
-//!   sweeper ([`ConnState::fire_if_due`], every [`Clock::tick`]) wakes a reader whose deadline
-//!   has passed, which then fails with `TimedOut` exactly as a may read timeout does. The
-//!   socket is left as it is (an idle connection's soft timeout, `IDLE_RELEASE`, goes on).
+//! - the read's deadline is one atomic word in the connection's [`ConnState`], armed with
+//!   the timeout alone (no clock read per wait); the server's sweeper
+//!   ([`ConnState::fire_if_due`], every [`Clock::tick`]) starts its clock on its next pass
+//!   and wakes a reader whose deadline has passed, which then fails with `TimedOut` exactly
+//!   as a may read timeout does. The socket is left as it is (an idle connection's soft
+//!   timeout, `IDLE_RELEASE`, goes on).
 //!
 //! Writes go straight to the non-blocking socket too ([`SweptReader::write`]): may's write
 //! clears the event flag (an event that came between a read and a response would be lost to
 //! the next read's shortcut), so only a write that must wait goes through may, and the read
 //! after it asks the kernel.
 //!
-//! A timeout fires up to one tick late. A cancelled reader (`Pool::kill`, `stop(timeout)`)
+//! A timeout never fires early, and up to two ticks late. A cancelled reader (`Pool::kill`, `stop(timeout)`)
 //! unwinds as it does in a may read: `wait_io` returns without an event, or with one and the
 //! greenlet is among those sent a cancel, and the reader resumes may's cancel.
 
@@ -37,6 +39,10 @@ use crate::stream::PlainStream;
 const NO_DEADLINE: u64 = 0;
 /// `ConnState::deadline` once the sweeper woke the reader.
 const FIRED: u64 = u64::MAX;
+/// Marks a `ConnState::deadline` that holds a timeout (in nanoseconds, the other bits) whose
+/// clock has not started: the reader armed it without reading the clock, and the sweeper's
+/// next pass turns it into a deadline from its own `now`.
+const PENDING: u64 = 1 << 63;
 
 /// What a server keeps per live connection: its phase between requests (`server.rs`) and the
 /// deadline of the read it waits in, if any.
@@ -57,20 +63,33 @@ impl ConnState {
         }
     }
 
-    fn arm(&self, at: u64) {
-        self.deadline
-            .store(at.clamp(1, FIRED - 1), Ordering::Release);
+    fn arm(&self, deadline: u64) {
+        self.deadline.store(deadline, Ordering::Release);
     }
 
-    /// Ends a wait; true if the sweeper fired it.
-    fn disarm(&self) -> bool {
-        self.deadline.swap(NO_DEADLINE, Ordering::AcqRel) == FIRED
+    /// Ends a wait: what the deadline had become ([`FIRED`] if the sweeper fired it).
+    fn disarm(&self) -> u64 {
+        self.deadline.swap(NO_DEADLINE, Ordering::AcqRel)
     }
 
-    /// The sweeper: wakes the reader if its deadline is `now` or earlier.
+    /// The sweeper: starts the clock of a pending timeout at `now`, or wakes the reader if
+    /// its deadline is `now` or earlier.
     pub(crate) fn fire_if_due(&self, now: u64) {
         let deadline = self.deadline.load(Ordering::Acquire);
-        if deadline == NO_DEADLINE || deadline == FIRED || deadline > now {
+        if deadline == NO_DEADLINE || deadline == FIRED {
+            return;
+        }
+        if deadline & PENDING != 0 {
+            // (a failure: the wait ended or was armed again meanwhile)
+            let at = now
+                .saturating_add(deadline & !PENDING)
+                .clamp(1, PENDING - 1);
+            let _ =
+                self.deadline
+                    .compare_exchange(deadline, at, Ordering::AcqRel, Ordering::Relaxed);
+            return;
+        }
+        if deadline > now {
             return;
         }
         let fired = self
@@ -105,12 +124,14 @@ impl Clock {
         }
     }
 
-    fn at(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(FIRED - 1)
-    }
-
     pub(crate) fn now(&self) -> u64 {
-        self.at(Instant::now())
+        u64::try_from(
+            Instant::now()
+                .saturating_duration_since(self.epoch)
+                .as_nanos(),
+        )
+        .unwrap_or(PENDING - 1)
+        .min(PENDING - 1)
     }
 }
 
@@ -142,7 +163,6 @@ impl SweptReader {
         &mut self,
         plain: &PlainStream,
         state: &ConnState,
-        clock: &Clock,
         buf: &mut [u8],
     ) -> io::Result<usize> {
         if buf.is_empty() {
@@ -179,7 +199,7 @@ impl SweptReader {
                 }
             }
             self.drained = true;
-            self.wait(plain, state, clock, &mut deadline)?;
+            self.wait(plain, state, &mut deadline)?;
         }
     }
 
@@ -215,12 +235,7 @@ impl SweptReader {
 
     /// Waits (under the timeout) until there is input or the stream ended, without taking
     /// any: `Ok(n)`, `n` > 0 when there is input, 0 at the end of the stream.
-    pub(crate) fn peek(
-        &mut self,
-        plain: &PlainStream,
-        state: &ConnState,
-        clock: &Clock,
-    ) -> io::Result<usize> {
+    pub(crate) fn peek(&mut self, plain: &PlainStream, state: &ConnState) -> io::Result<usize> {
         let io = io_data(plain);
         let mut deadline = None;
         let mut byte = [0u8; 1];
@@ -243,7 +258,7 @@ impl SweptReader {
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(err) => return Err(err),
             }
-            self.wait(plain, state, clock, &mut deadline)?;
+            self.wait(plain, state, &mut deadline)?;
         }
     }
 
@@ -253,23 +268,29 @@ impl SweptReader {
         &mut self,
         plain: &PlainStream,
         state: &ConnState,
-        clock: &Clock,
-        deadline: &mut Option<Instant>,
+        deadline: &mut Option<u64>,
     ) -> io::Result<()> {
         if deadline.is_none() {
             // a timeout too long to be a deadline is no timeout
-            *deadline = self
-                .timeout
-                .and_then(|timeout| Instant::now().checked_add(timeout));
+            *deadline = self.timeout.and_then(pending);
         }
         if let Some(at) = *deadline {
-            state.arm(clock.at(at));
+            // pending (the first wait of this read) or the deadline it became: a read woken
+            // without input waits on under the same deadline
+            state.arm(at);
         }
         let events = match plain {
             PlainStream::Tcp(s) => s.wait_io(),
             PlainStream::Unix(s) => s.wait_io(),
         };
-        let fired = deadline.is_some() && state.disarm();
+        let fired = match *deadline {
+            Some(_) => {
+                let left = state.disarm();
+                *deadline = Some(left);
+                left == FIRED
+            }
+            None => false,
+        };
         // whatever woke us, the next read asks the kernel
         self.drained = false;
         if events & HUP_EVENTS != 0 {
@@ -286,6 +307,15 @@ impl SweptReader {
         }
         Ok(())
     }
+}
+
+/// `timeout` as a pending deadline; `None` for one too long to be a deadline (no timeout).
+fn pending(timeout: Duration) -> Option<u64> {
+    u64::try_from(timeout.as_nanos())
+        .ok()
+        // (`PENDING | (PENDING - 1)` would read as FIRED)
+        .filter(|&nanos| nanos < PENDING - 1)
+        .map(|nanos| PENDING | nanos)
 }
 
 /// The bytes of `buf` as the uninitialised buffer socket2's `peek` writes into.
@@ -310,4 +340,45 @@ fn resume_cancel() -> ! {
         may::coroutine::current().cancel();
     }
     std::panic::panic_any(generator::Error::Cancel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pending_timeout_counts_from_the_sweep_that_sees_it_and_never_fires_early() {
+        let state = ConnState::new(0, None);
+        let timeout = 40_000_000; // 40 ms in nanoseconds
+        state.arm(PENDING | timeout);
+        // the first pass starts the clock, it does not fire
+        state.fire_if_due(1_000);
+        assert_eq!(state.deadline.load(Ordering::Acquire), 1_000 + timeout);
+        state.fire_if_due(1_000 + timeout - 1);
+        assert_eq!(state.deadline.load(Ordering::Acquire), 1_000 + timeout);
+        state.fire_if_due(1_000 + timeout);
+        assert_eq!(state.disarm(), FIRED);
+        // a wait that ended before a pass is not touched
+        state.fire_if_due(5_000_000_000);
+        assert_eq!(state.disarm(), NO_DEADLINE);
+    }
+
+    #[test]
+    fn a_timeout_too_long_for_a_deadline_is_none() {
+        assert_eq!(pending(Duration::MAX), None);
+        assert_eq!(pending(Duration::from_nanos(PENDING - 1)), None);
+        assert_eq!(
+            pending(Duration::from_secs(1)),
+            Some(PENDING | 1_000_000_000)
+        );
+        // the largest pending timeout neither reads as FIRED nor overflows into the flag
+        let longest = pending(Duration::from_nanos(PENDING - 2)).unwrap();
+        assert_ne!(longest, FIRED);
+        let state = ConnState::new(0, None);
+        state.arm(longest);
+        state.fire_if_due(1_000);
+        assert_eq!(state.deadline.load(Ordering::Acquire), PENDING - 1);
+        state.fire_if_due(PENDING - 2);
+        assert_eq!(state.deadline.load(Ordering::Acquire), PENDING - 1);
+    }
 }
