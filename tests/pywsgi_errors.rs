@@ -215,6 +215,24 @@ fn access_log_line_format() {
     assert!(!line.contains('\n'));
 }
 
+/// The logged duration is the time the request took (the application's 30 ms included).
+#[test]
+fn access_log_duration_covers_the_application() {
+    let server = serve(from_fn(|_env, start_response| {
+        may::coroutine::sleep(std::time::Duration::from_millis(30));
+        start_response.call("200 OK", &[])?;
+        Ok("slow".into())
+    }));
+    server.raw(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let lines = server.access_lines(1);
+    let secs: f64 = lines[0]
+        .rsplit(' ')
+        .next()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("no duration: {}", lines[0]));
+    assert!((0.030..5.0).contains(&secs), "{}", lines[0]);
+}
+
 #[test]
 fn access_log_for_rejected_requests() {
     let server = serve(from_fn(|_env, _start_response| unreachable!()));

@@ -134,6 +134,7 @@ fn killed_leave(id: u64) {
 /// True when the caller is a greenlet that was sent a cancel which it has not unwound from:
 /// call it after may's `wait_io` returned with an event (which may have swallowed the
 /// cancel), and unwind if it says so.
+#[inline]
 pub(crate) fn cancel_swallowed() -> bool {
     // Pairs with the cancel's release of the coroutine's cancel mark, which `wait_io` read
     // when it cleared the mark: the entry made before the cancel is seen here.

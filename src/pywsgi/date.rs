@@ -40,6 +40,27 @@ pub(crate) fn now_secs() -> u64 {
     }
 }
 
+/// Nanoseconds of the monotonic clock (an arbitrary origin): what the access log times a
+/// request with. `Instant` reads the same clock (CLOCK_MONOTONIC) but costs about twice as
+/// much per read and per difference.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+pub(crate) fn monotonic_nanos() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable `timespec` that outlives the call; `clock_gettime` only
+    // writes into it.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as u64)
+}
+
 /// Seconds since the Unix epoch, now.
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn now_secs() -> u64 {
@@ -226,6 +247,18 @@ fn four_digits(out: &mut [u8], value: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_monotonic_clock_agrees_with_instant() {
+        let (i0, n0) = (std::time::Instant::now(), monotonic_nanos());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let (n1, i1) = (monotonic_nanos(), std::time::Instant::now());
+        let ours = n1 - n0;
+        let std = i1.duration_since(i0).as_nanos() as u64;
+        assert!(ours >= 20_000_000, "{ours}");
+        // read inside the Instant pair: never longer than it
+        assert!(ours <= std, "{ours} > {std}");
+    }
 
     fn http(secs: u64) -> String {
         let mut out = [0u8; HTTP_DATE_LEN];

@@ -19,7 +19,7 @@ use super::app::Application;
 use super::body::AppError;
 use super::config::{WsgiConfig, IDLE_RELEASE, LINGER_MAX_BYTES, LINGER_TIMEOUT};
 use super::conn::{is_disconnect, is_timeout, Connection};
-use super::date::now_secs;
+use super::date::{monotonic_nanos, now_secs};
 use super::environ::{EnvState, Environ, Forwarded, Remote};
 use super::forwarded;
 use super::head::{self, Framing, HeadError, Limits};
@@ -346,7 +346,7 @@ impl<'a> WsgiHandler<'a> {
             }
         };
         self.first = false;
-        let t0 = (!self.config.access_log.is_off()).then(Instant::now);
+        let t0 = (!self.config.access_log.is_off()).then(monotonic_nanos);
         state.input.rbuf_mut().consume(len);
         let keep_alive = state.head.keep_alive
             && self.config.keep_alive
@@ -360,7 +360,7 @@ impl<'a> WsgiHandler<'a> {
 
         self.handle_one_response(&mut env);
 
-        let duration = t0.map(|t0| t0.elapsed());
+        let duration = t0.map(|t0| Duration::from_nanos(monotonic_nanos().saturating_sub(t0)));
         self.log_request(&env, duration);
         let dead = self.link.borrow().phase.is_dead();
         let mut close = self.resp.closes() || dead || env.input_ref().error().is_some();

@@ -32,7 +32,8 @@
 //! - Every wait is bounded: a header read timeout (a client trickling its head is cut off with a
 //!   408), a keep-alive idle timeout, a body read timeout and a write timeout.
 //! - Request heads are parsed strictly (httparse with every leniency off, plus the checks of
-//!   `head/`): 400 and close on Content-Length together with Transfer-Encoding,
+//!   `head/`; the plainest heads are tokenized by a strict subset of httparse's grammar that
+//!   splits them exactly as httparse does, tested against it): 400 and close on Content-Length together with Transfer-Encoding,
 //!   repeated or non-numeric Content-Length, a Transfer-Encoding not ending in chunked (501 for
 //!   other codings), Transfer-Encoding on HTTP/1.0, whitespace before a colon, obs-fold (gevent
 //!   accepts folded headers), bare CR or LF, NUL, invalid name characters, non-ASCII request
