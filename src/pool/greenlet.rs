@@ -134,14 +134,18 @@ fn killed_leave(id: u64) {
 /// True when the caller is a greenlet that was sent a cancel which it has not unwound from:
 /// call it after may's `wait_io` returned with an event (which may have swallowed the
 /// cancel), and unwind if it says so.
-#[inline]
+#[inline(always)]
 pub(crate) fn cancel_swallowed() -> bool {
     // Pairs with the cancel's release of the coroutine's cancel mark, which `wait_io` read
     // when it cleared the mark: the entry made before the cancel is seen here.
     fence(Ordering::Acquire);
-    if KILLED_COUNT.load(Ordering::Relaxed) == 0 {
-        return false;
-    }
+    KILLED_COUNT.load(Ordering::Relaxed) != 0 && current_was_killed()
+}
+
+/// Whether the calling greenlet is in `KILLED` (some greenlet is).
+#[cold]
+#[inline(never)]
+fn current_was_killed() -> bool {
     let id = current_id();
     id != 0 && killed().as_ref().is_some_and(|set| set.contains(&id))
 }
