@@ -20,20 +20,26 @@ const MONTHS: [&[u8; 3]; 12] = [
     b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
 ];
 
-/// Seconds since the Unix epoch, now (with the cheap coarse clock where there is one: only the
-/// second matters here).
-#[cfg(target_os = "linux")]
+/// `clock_gettime(clock)`; `None` if it fails.
+#[cfg(unix)]
 #[allow(unsafe_code)]
-pub(crate) fn now_secs() -> u64 {
+fn clock_now(clock: libc::clockid_t) -> Option<libc::timespec> {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `ts` is a valid, writable `timespec` that outlives the call; `clock_gettime` only
     // writes into it.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
-    match u64::try_from(ts.tv_sec) {
-        Ok(secs) if rc == 0 => secs,
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    (rc == 0).then_some(ts)
+}
+
+/// Seconds since the Unix epoch, now (with the cheap coarse clock where there is one: only the
+/// second matters here).
+#[cfg(target_os = "linux")]
+pub(crate) fn now_secs() -> u64 {
+    match clock_now(libc::CLOCK_REALTIME_COARSE).map(|ts| u64::try_from(ts.tv_sec)) {
+        Some(Ok(secs)) => secs,
         _ => SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |dur| dur.as_secs()),
@@ -44,21 +50,12 @@ pub(crate) fn now_secs() -> u64 {
 /// request with. `Instant` reads the same clock (CLOCK_MONOTONIC) but costs about twice as
 /// much per read and per difference.
 #[cfg(unix)]
-#[allow(unsafe_code)]
 pub(crate) fn monotonic_nanos() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable `timespec` that outlives the call; `clock_gettime` only
-    // writes into it.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    if rc != 0 {
-        return 0;
-    }
-    (ts.tv_sec as u64)
-        .wrapping_mul(1_000_000_000)
-        .wrapping_add(ts.tv_nsec as u64)
+    clock_now(libc::CLOCK_MONOTONIC).map_or(0, |ts| {
+        (ts.tv_sec as u64)
+            .wrapping_mul(1_000_000_000)
+            .wrapping_add(ts.tv_nsec as u64)
+    })
 }
 
 /// Seconds since the Unix epoch, now.
