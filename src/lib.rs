@@ -337,7 +337,7 @@ pub use resolver::{getaddrinfo, LookupFn, Resolver, RESOLVE_TIMEOUT};
 pub use settings::{KILL_TIMEOUT, MAX_ACCEPT, POLL_INTERVAL, STOP_GRACE, STOP_TIMEOUT};
 pub use socket::{IntoListener, Listener, BACKLOG};
 pub use spawn::Spawn;
-pub use stream::{PlainStream, Stream};
+pub use stream::{PlainStream, Stream, UnixConn};
 pub use stream_server::{StreamServer, StreamServerBuilder};
 pub use threadpool::{ThreadPool, ThreadResult, DEFAULT_THREADPOOL_SIZE};
 #[cfg(feature = "tls")]

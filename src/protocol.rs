@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::io;
+use std::mem::ManuallyDrop;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -23,7 +24,7 @@ use crate::socket::{
     may_tcp_listener, may_udp_socket, may_unix_listener, set_recv_buffer_size, tcp_listener,
     udp_socket, unix_local, SocketKind, BACKLOG,
 };
-use crate::stream::Stream;
+use crate::stream::{close_after_may, Stream};
 
 /// What a handler call needs from its server besides the protocol's own state.
 pub(crate) struct Ctx<'a> {
@@ -132,7 +133,21 @@ pub(crate) struct StreamExtra {
 /// A bound stream listener.
 pub(crate) enum StreamSocket {
     Tcp(may::net::TcpListener),
-    Unix(may::os::unix::net::UnixListener),
+    /// Closed by [`close_after_may`] (see [`crate::UnixConn`] for why): may's own drop would
+    /// close the descriptor before it leaves may's poller.
+    Unix(ManuallyDrop<may::os::unix::net::UnixListener>),
+}
+
+impl Drop for StreamSocket {
+    fn drop(&mut self) {
+        if let StreamSocket::Unix(listener) = self {
+            #[allow(unsafe_code)]
+            // SAFETY: this is the drop of `self`: the listener is taken exactly once and not
+            // used after it.
+            let listener = unsafe { ManuallyDrop::take(listener) };
+            close_after_may(listener);
+        }
+    }
 }
 
 impl AsRawFd for StreamSocket {
@@ -178,7 +193,7 @@ impl Protocol for StreamProto {
         _: &Ctx<'_>,
     ) -> Result<StreamSocket> {
         Ok(match kind {
-            SocketKind::Unix => StreamSocket::Unix(may_unix_listener(fd)),
+            SocketKind::Unix => StreamSocket::Unix(ManuallyDrop::new(may_unix_listener(fd))),
             _ => StreamSocket::Tcp(may_tcp_listener(fd)),
         })
     }
