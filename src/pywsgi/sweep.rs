@@ -23,9 +23,9 @@
 //! the next read's shortcut), so only a write that must wait goes through may, and the read
 //! after it asks the kernel.
 //!
-//! A timeout never fires early, and up to two ticks late. A cancelled reader (`Pool::kill`, `stop(timeout)`)
-//! unwinds as it does in a may read: `wait_io` returns without an event, or with one and the
-//! greenlet is among those sent a cancel, and the reader resumes may's cancel.
+//! A timeout never fires early, and up to two ticks late. A cancelled reader (`Pool::kill`,
+//! `stop(timeout)`) unwinds as it does in a may read: `wait_io` returns without an event, or
+//! with one and the greenlet is among those sent a cancel, and the reader resumes may's cancel.
 
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};

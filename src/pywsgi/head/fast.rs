@@ -12,7 +12,7 @@
 //!
 //! It exists for speed: httparse's general machinery (uninitialised slots, vector dispatch,
 //! partial-input bookkeeping) costs about 500 instructions on a one-header request, this
-//! about a third of that.
+//! about half of that (callgrind: 257), and its output needs no UTF-8 check.
 
 use httparse::Header;
 
