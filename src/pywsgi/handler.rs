@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 use crate::handler::HandlerError;
 use crate::pool::is_cancel;
 
-use super::access_log;
+use super::access_log::{self, LogLine};
 use super::app::Application;
 use super::body::AppError;
 use super::config::{WsgiConfig, IDLE_RELEASE, LINGER_MAX_BYTES, LINGER_TIMEOUT};
 use super::conn::{is_disconnect, is_timeout, Connection};
-use super::date::{monotonic_nanos, now_secs};
+use super::date::{now_secs, request_clock};
 use super::environ::{EnvState, Environ, Forwarded, Remote};
 use super::forwarded;
 use super::head::{self, Framing, HeadError, Limits};
@@ -177,7 +177,8 @@ pub struct WsgiHandler<'a> {
     limits: Limits,
     first: bool,
     started: Instant,
-    line: Vec<u8>,
+    /// The access-log line buffer (its start is kept between lines).
+    log: LogLine,
     /// The peer may send forwarded headers (`forwarded_allow_ips`).
     forwarded_trusted: bool,
     /// Where the connection can wait without a coroutine when idle (the server's lot).
@@ -242,7 +243,7 @@ impl<'a> WsgiHandler<'a> {
             ),
             first: true,
             started: Instant::now(),
-            line: Vec::new(),
+            log: LogLine::default(),
             park: None,
             parked: None,
             resumed: None,
@@ -346,7 +347,7 @@ impl<'a> WsgiHandler<'a> {
             }
         };
         self.first = false;
-        let t0 = (!self.config.access_log.is_off()).then(monotonic_nanos);
+        let t0 = (!self.config.access_log.is_off()).then(|| request_clock().raw());
         state.input.rbuf_mut().consume(len);
         let keep_alive = state.head.keep_alive
             && self.config.keep_alive
@@ -360,7 +361,10 @@ impl<'a> WsgiHandler<'a> {
 
         self.handle_one_response(&mut env);
 
-        let duration = t0.map(|t0| Duration::from_nanos(monotonic_nanos().saturating_sub(t0)));
+        let duration = t0.map(|t0| {
+            let clock = request_clock();
+            Duration::from_nanos(clock.delta_as_nanos(t0, clock.raw()))
+        });
         self.log_request(&env, duration);
         let dead = self.link.borrow().phase.is_dead();
         let mut close = self.resp.closes() || dead || env.input_ref().error().is_some();
@@ -515,7 +519,7 @@ impl<'a> WsgiHandler<'a> {
                 // idle: give the buffers back, wait on without one
                 state.release_idle();
                 link.release();
-                self.line = Vec::new();
+                self.log.release();
                 let left = keepalive.map(|k| k.saturating_sub(since.elapsed()));
                 match left {
                     Some(left) if left.is_zero() => Idle::Closed,
@@ -694,21 +698,18 @@ impl<'a> WsgiHandler<'a> {
         duration: Option<Duration>,
         client: Option<&[u8]>,
     ) {
-        let mut line = std::mem::take(&mut self.line);
-        line.clear();
         let (status, bytes_sent) = (self.resp.sent_code(), self.resp.bytes_sent());
-        let local_time = self.resp.date.local_time_bytes(now_secs());
-        access_log::format_request(
-            &mut line,
+        let date = &mut self.resp.date;
+        let line = self.log.format(
             client,
-            local_time,
+            now_secs(),
+            |secs| date.local_time_bytes(secs),
             request_line,
             status,
             bytes_sent,
             duration,
         );
-        access_log::write_line(&self.config.access_log, &mut line);
-        self.line = line;
+        access_log::write_line(&self.config.access_log, line);
     }
 
     /// Flushes, half-closes and drains the client's input for a bounded time and size, so that

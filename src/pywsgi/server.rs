@@ -564,6 +564,10 @@ impl WsgiServerBuilder {
             server: Mutex::new(Weak::new()),
             resolved: Mutex::new(None),
         });
+        if !cell.template.access_log.is_off() {
+            // calibrate the access log's clock here rather than in the first request
+            super::date::request_clock();
+        }
         let app = self.app;
         let per_conn = cell.clone();
         // Idle connections leave their coroutines only where the pool does not count them
