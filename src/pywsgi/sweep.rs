@@ -27,7 +27,7 @@
 //! `stop(timeout)`) unwinds as it does in a may read: `wait_io` returns without an event, or
 //! with one and the greenlet is among those sent a cancel, and the reader resumes may's cancel.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
@@ -150,6 +150,20 @@ pub(crate) struct SweptReader {
 /// The epoll events after which no further event may come for what is queued.
 const HUP_EVENTS: usize = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as usize;
 
+/// `MSG_NOSIGNAL` where there is one: a write to a connection the peer closed fails with
+/// `EPIPE` instead of raising `SIGPIPE`, whatever the program did with that signal.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+const SEND_FLAGS: libc::c_int = 0;
+
+fn sock_ref(plain: &PlainStream) -> socket2::SockRef<'_> {
+    match plain {
+        PlainStream::Tcp(s) => socket2::SockRef::from(s.inner()),
+        PlainStream::Unix(s) => socket2::SockRef::from(s.inner()),
+    }
+}
+
 fn io_data(plain: &PlainStream) -> &IoData {
     match plain {
         PlainStream::Tcp(s) => s.as_io_data(),
@@ -176,9 +190,10 @@ impl SweptReader {
                 if io.reset() & HUP_EVENTS != 0 {
                     self.hup = true;
                 }
+                // `recv(2)` (std's TCP read; for Unix sockets rather than `read(2)`)
                 let res = match plain {
                     PlainStream::Tcp(s) => (&mut s.inner()).read(buf),
-                    PlainStream::Unix(s) => (&mut s.inner()).read(buf),
+                    PlainStream::Unix(s) => socket2::SockRef::from(s.inner()).recv(as_uninit(buf)),
                 };
                 match res {
                     // at the end of the stream, a next read must find it again
@@ -203,7 +218,7 @@ impl SweptReader {
         }
     }
 
-    /// `write(2)` on the non-blocking socket. `None` when the socket cannot take anything now:
+    /// `send(2)` on the non-blocking socket. `None` when the socket cannot take anything now:
     /// the caller then writes through may (which waits for room), and since may's write
     /// clears the socket's event flag, the next read asks the kernel first.
     pub(crate) fn write(
@@ -212,9 +227,13 @@ impl SweptReader {
         bufs: &[io::IoSlice<'_>],
     ) -> Option<io::Result<usize>> {
         loop {
-            let res = match plain {
-                PlainStream::Tcp(s) => (&mut s.inner()).write_vectored(bufs),
-                PlainStream::Unix(s) => (&mut s.inner()).write_vectored(bufs),
+            // `send(2)` (one buffer, the usual case: a response head and a small body are
+            // buffered together) or `sendmsg(2)`, not `write(2)` or `writev(2)`, which go through
+            // the file layer first (about 4 % of the server's CPU per keep-alive request)
+            let sock = sock_ref(plain);
+            let res = match bufs {
+                [buf] => sock.send_with_flags(buf, SEND_FLAGS),
+                _ => sock.send_vectored_with_flags(bufs, SEND_FLAGS),
             };
             match res {
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
@@ -318,11 +337,11 @@ fn pending(timeout: Duration) -> Option<u64> {
         .map(|nanos| PENDING | nanos)
 }
 
-/// The bytes of `buf` as the uninitialised buffer socket2's `peek` writes into.
+/// The bytes of `buf` as the uninitialised buffer socket2's `peek` and `recv` write into.
 fn as_uninit(buf: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
     #[allow(unsafe_code)]
-    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and `peek` only writes initialised
-    // bytes into it, so `buf` stays initialised.
+    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and `peek` and `recv` only write
+    // initialised bytes into it, so `buf` stays initialised.
     unsafe {
         std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast(), buf.len())
     }
