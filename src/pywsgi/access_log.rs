@@ -383,37 +383,26 @@ mod tests {
                 .clone();
             String::from_utf8(text).unwrap()
         };
-        let want = |client: &str, time: &str, status: u16| {
-            format!("{client} - - [{time}] \"GET / HTTP/1.1\" {status} 7 12.345678")
-        };
-        assert_eq!(
-            line(Some(b"127.0.0.1"), 100, 200),
-            want("127.0.0.1", "2026-11-21 15:08:43", 200)
-        );
-        assert_eq!(
-            line(Some(b"127.0.0.1"), 100, 404),
-            want("127.0.0.1", "2026-11-21 15:08:43", 404)
-        );
-        assert_eq!(calls.get(), 1, "the line start is kept within a second");
-        assert_eq!(
-            line(Some(b"127.0.0.1"), 101, 200),
-            want("127.0.0.1", "2026-11-21 15:08:44", 200)
-        );
-        // a client that is a prefix of the last one, a longer one, none
-        assert_eq!(
-            line(Some(b"127.0.0"), 101, 200),
-            want("127.0.0", "2026-11-21 15:08:44", 200)
-        );
-        assert_eq!(
-            line(Some(b"127.0.0.10"), 101, 200),
-            want("127.0.0.10", "2026-11-21 15:08:44", 200)
-        );
-        assert_eq!(line(None, 101, 200), want("-", "2026-11-21 15:08:44", 200));
-        assert_eq!(
-            line(Some(b"::1"), 100, 500),
-            want("::1", "2026-11-21 15:08:43", 500)
-        );
-        assert_eq!(calls.get(), 6);
+        // (client, second, status, local-time calls so far): the line start is kept within a
+        // second for the same client; a client that is a prefix of the last one, a longer one,
+        // none, and an earlier second each make a new one
+        let cases: [(Option<&[u8]>, u64, u16, usize); 7] = [
+            (Some(b"127.0.0.1"), 100, 200, 1),
+            (Some(b"127.0.0.1"), 100, 404, 1),
+            (Some(b"127.0.0.1"), 101, 200, 2),
+            (Some(b"127.0.0"), 101, 200, 3),
+            (Some(b"127.0.0.10"), 101, 200, 4),
+            (None, 101, 200, 5),
+            (Some(b"::1"), 100, 500, 6),
+        ];
+        for (client, secs, status, want_calls) in cases {
+            let client_text = client.map_or("-".into(), String::from_utf8_lossy);
+            let time = String::from_utf8_lossy(&times[(secs - 100) as usize]).into_owned();
+            let want =
+                format!("{client_text} - - [{time}] \"GET / HTTP/1.1\" {status} 7 12.345678");
+            assert_eq!(line(client, secs, status), want);
+            assert_eq!(calls.get(), want_calls, "{want}");
+        }
     }
 
     #[derive(Clone)]
