@@ -10,7 +10,7 @@ use super::syntax::two_digits;
 /// Appends gevent's access-log line to `out`:
 /// `127.0.0.1 - - [2026-11-21 15:08:43] "GET / HTTP/1.1" 200 126 0.000125`
 /// (client IP or `-`, local time, request line, status code or `000`, bytes sent on the wire or
-/// `-`, duration in seconds with 6 decimals or `-`). Bytes of the request line outside printable
+/// `-`, duration in seconds with 6 decimals, rounded as gevent's `%.6f` rounds, or `-`). Bytes of the request line outside printable
 /// ASCII, and `\`, are written as `\xNN` so that a line can never be forged.
 ///
 /// gevent: `WSGIHandler.format_request`.
@@ -111,6 +111,8 @@ fn push_rest(
     };
     match duration {
         Some(duration) => {
+            // to the nearest microsecond, as gevent's `'%.6f' % delta`
+            let duration = duration.saturating_add(Duration::from_nanos(500));
             let frac = u64::from(duration.subsec_micros());
             tail.pair(frac % 100);
             tail.pair(frac / 100 % 100);
@@ -299,6 +301,10 @@ mod tests {
         for (status, bytes, duration) in [
             (404, 1, Duration::ZERO),
             (599, u64::MAX, Duration::from_micros(1_500_000)),
+            (200, 2, Duration::from_nanos(499)),
+            (200, 3, Duration::from_nanos(500)),
+            (200, 4, Duration::from_nanos(1_499)),
+            (200, 5, Duration::from_nanos(999_999_500)),
             (
                 100,
                 10,
@@ -323,7 +329,7 @@ mod tests {
                     want.push_str(&format!("\\x{b:02x}"));
                 }
             }
-            let micros = duration.as_micros();
+            let micros = (duration.as_nanos() + 500) / 1000;
             want.push_str(&format!(
                 "\" {status} {bytes} {}.{:06}",
                 micros / 1_000_000,
