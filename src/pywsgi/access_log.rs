@@ -5,13 +5,14 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use super::config::AccessLog;
-use super::syntax::two_digits;
+use super::syntax::{decimal, two_digits};
 
 /// Appends gevent's access-log line to `out`:
 /// `127.0.0.1 - - [2026-11-21 15:08:43] "GET / HTTP/1.1" 200 126 0.000125`
 /// (client IP or `-`, local time, request line, status code or `000`, bytes sent on the wire or
-/// `-`, duration in seconds with 6 decimals, rounded as gevent's `%.6f` rounds, or `-`). Bytes of the request line outside printable
-/// ASCII, and `\`, are written as `\xNN` so that a line can never be forged.
+/// `-`, duration in seconds with 6 decimals, rounded as gevent's `%.6f` rounds, or `-`). Bytes
+/// of the request line outside printable ASCII, and `\`, are written as `\xNN` so that a line
+/// can never be forged.
 ///
 /// gevent: `WSGIHandler.format_request`.
 #[cfg(test)]
@@ -24,7 +25,7 @@ pub(crate) fn format_request(
     bytes_sent: u64,
     duration: Option<Duration>,
 ) {
-    push_prefix(out, client, local_time);
+    push_prefix(out, client.unwrap_or(b"-"), local_time);
     push_rest(out, request_line, status, bytes_sent, duration);
 }
 
@@ -59,7 +60,7 @@ impl LogLine {
         let client = client.unwrap_or(b"-");
         if self.prefix == 0 || self.secs != secs || self.buf.get(..self.client) != Some(client) {
             self.buf.clear();
-            push_prefix(&mut self.buf, Some(client), local_time(secs));
+            push_prefix(&mut self.buf, client, local_time(secs));
             self.prefix = self.buf.len();
             self.client = client.len();
             self.secs = secs;
@@ -77,8 +78,7 @@ impl LogLine {
 }
 
 /// `<client> - - [<local time>] "`
-fn push_prefix(out: &mut Vec<u8>, client: Option<&[u8]>, local_time: &[u8]) {
-    let client = client.unwrap_or(b"-");
+fn push_prefix(out: &mut Vec<u8>, client: &[u8], local_time: &[u8]) {
     out.reserve(8 + client.len() + local_time.len());
     out.extend_from_slice(client);
     out.extend_from_slice(b" - - [");
@@ -134,10 +134,6 @@ fn push_rest(
             tail.pair(0);
             tail.byte(b'0');
         }
-        100..=999 => {
-            tail.pair(u64::from(status % 100));
-            tail.byte(b'0' + (status / 100) as u8);
-        }
         _ => tail.decimal(u64::from(status)),
     }
     tail.byte(b' ');
@@ -169,16 +165,11 @@ impl Tail {
 
     /// `n` in decimal (a u64 has at most 20 digits).
     #[inline(always)]
-    fn decimal(&mut self, mut n: u64) {
-        while n >= 100 {
-            self.pair(n % 100);
-            n /= 100;
-        }
-        if n >= 10 {
-            self.pair(n);
-        } else {
-            self.byte(b'0' + n as u8);
-        }
+    fn decimal(&mut self, n: u64) {
+        let mut digits = [0u8; 20];
+        let digits = decimal(n, &mut digits);
+        self.at -= digits.len();
+        self.buf[self.at..self.at + digits.len()].copy_from_slice(digits);
     }
 }
 
